@@ -1,0 +1,179 @@
+"""The one exception tree of spendguard.
+
+Every error the library raises derives from :class:`SpendGuardError`; errors about a value the
+caller passed also derive from :class:`ValueError`::
+
+    SpendGuardError                        .session_id
+    ├── InvalidAmountError(ValueError)     .value
+    ├── CurrencyMismatchError(ValueError)  .expected, .actual
+    ├── PricingError                       .tool_name
+    ├── BudgetExceededError                .requested, .available, .currency
+    ├── SessionExpiredError                .expires_at
+    ├── SessionError                       reading the payment session failed
+    │   ├── SessionAccessDeniedError       AccessDeniedException
+    │   ├── SessionNotFoundError           ResourceNotFoundException
+    │   ├── SessionRequestError            ValidationException, bad parameters
+    │   ├── SessionUnavailableError        throttling, internal errors, network, after retries
+    │   └── MalformedSessionError(ValueError)  .field
+    ├── HoldStateError                     a hold used against its state
+    └── LedgerUnavailableError             the shared ledger cannot be reached
+
+Failures of lower layers are chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spendguard._money import Money
+
+__all__ = [
+    "BudgetExceededError",
+    "CurrencyMismatchError",
+    "HoldStateError",
+    "InvalidAmountError",
+    "LedgerUnavailableError",
+    "MalformedSessionError",
+    "PricingError",
+    "SessionAccessDeniedError",
+    "SessionError",
+    "SessionExpiredError",
+    "SessionNotFoundError",
+    "SessionRequestError",
+    "SessionUnavailableError",
+    "SpendGuardError",
+]
+
+
+class SpendGuardError(Exception):
+    """Root of every error raised by spendguard.
+
+    Attributes:
+        session_id: The payment session concerned, when one is.
+    """
+
+    def __init__(self, message: str, *, session_id: str | None = None) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class InvalidAmountError(SpendGuardError, ValueError):
+    """An amount of money could not be accepted (type, sign, size or syntax).
+
+    Attributes:
+        value: The rejected input, as given.
+    """
+
+    def __init__(self, message: str, *, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+class CurrencyMismatchError(SpendGuardError, ValueError):
+    """Two amounts in different currencies met; spendguard never converts.
+
+    Attributes:
+        expected: The currency required.
+        actual: The currency found.
+    """
+
+    def __init__(self, expected: str, actual: str, *, session_id: str | None = None) -> None:
+        super().__init__(
+            f"currency mismatch: expected {expected}, got {actual}", session_id=session_id
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class PricingError(SpendGuardError):
+    """A tool call could not be priced, so it is blocked.
+
+    Attributes:
+        tool_name: The tool whose price rule failed.
+    """
+
+    def __init__(self, message: str, *, tool_name: str) -> None:
+        super().__init__(message)
+        self.tool_name = tool_name
+
+
+class BudgetExceededError(SpendGuardError):
+    """A charge does not fit in what the session has left.
+
+    The message is written for a language model: what was asked, what is left, and not to retry.
+
+    Attributes:
+        requested: The amount asked for.
+        available: What was effectively available when the charge was refused.
+        currency: The currency of both.
+    """
+
+    def __init__(self, requested: Money, available: Money, *, session_id: str) -> None:
+        super().__init__(
+            f"Payment blocked by spend limit: this call costs {requested} but only "
+            f"{available} is left in payment session {session_id}. Do not retry this call; "
+            "choose a cheaper option or tell the user the budget is exhausted.",
+            session_id=session_id,
+        )
+        self.requested = requested
+        self.available = available
+        self.currency = requested.currency
+
+
+class SessionExpiredError(SpendGuardError):
+    """The payment session has expired (or is inside the expiry safety margin).
+
+    Attributes:
+        expires_at: When the session expires, timezone-aware UTC.
+    """
+
+    def __init__(self, expires_at: datetime, *, session_id: str) -> None:
+        super().__init__(
+            f"Payment blocked: payment session {session_id} expired at "
+            f"{expires_at.isoformat()}. Do not retry; a new payment session is needed.",
+            session_id=session_id,
+        )
+        self.expires_at = expires_at
+
+
+class SessionError(SpendGuardError):
+    """The payment session could not be read; the guard blocks until it can."""
+
+
+class SessionAccessDeniedError(SessionError):
+    """The service refused access to the session (wrong user, credentials or policy)."""
+
+
+class SessionNotFoundError(SessionError):
+    """The session (or its payment manager) does not exist."""
+
+
+class SessionRequestError(SessionError):
+    """The service rejected the request's parameters (ValidationException)."""
+
+
+class SessionUnavailableError(SessionError):
+    """The service could not be reached or kept failing after retries."""
+
+
+class MalformedSessionError(SessionError, ValueError):
+    """The session the service returned is missing a field or has a bad value.
+
+    Attributes:
+        field: Dotted path of the offending field, e.g. ``availableLimits.availableSpendAmount``.
+    """
+
+    def __init__(self, message: str, *, field: str, session_id: str | None = None) -> None:
+        super().__init__(f"malformed payment session field {field}: {message}",
+                         session_id=session_id)
+        self.field = field
+
+
+class HoldStateError(SpendGuardError):
+    """A hold was used against its state, e.g. committing more than was held."""
+
+
+class LedgerUnavailableError(SpendGuardError):
+    """The shared ledger could not be reached; the guard blocks until it is back."""

@@ -1,0 +1,243 @@
+"""Reading the payment session: the boto3 boundary, error translation and strict parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+from spendguard._errors import (
+    InvalidAmountError,
+    MalformedSessionError,
+    SessionAccessDeniedError,
+    SessionError,
+    SessionNotFoundError,
+    SessionRequestError,
+    SessionUnavailableError,
+)
+from spendguard._money import CONTEXT, Money
+
+__all__ = ["PaymentSessionClient", "SessionSnapshot", "fetch_session", "parse_session"]
+
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "InternalServerException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+_ERRORS_BY_CODE: dict[str, type[SessionError]] = {
+    "AccessDeniedException": SessionAccessDeniedError,
+    "UnauthorizedException": SessionAccessDeniedError,
+    "ResourceNotFoundException": SessionNotFoundError,
+    "ValidationException": SessionRequestError,
+    **dict.fromkeys(_UNAVAILABLE_CODES, SessionUnavailableError),
+}
+
+
+class PaymentSessionClient(Protocol):
+    """Anything with boto3's ``get_payment_session`` (a ``bedrock-agentcore`` client)."""
+
+    def get_payment_session(self, **kwargs: Any) -> Mapping[str, Any]:
+        """Return the GetPaymentSession response."""
+        ...  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """One parsed GetPaymentSession response.
+
+    Attributes:
+        session_id: The payment session id.
+        max_spend: ``limits.maxSpendAmount``, or None when the service sent no limits.
+        available: ``availableLimits.availableSpendAmount``; zero when absent (fail closed).
+        reported_available: Whether the service sent an available amount at all.
+        created_at: Creation time, UTC.
+        updated_at: Last update of the session, UTC.
+        available_updated_at: ``availableLimits.updatedAt`` when sent, UTC.
+        expires_at: ``createdAt + expiryTimeInMinutes``, UTC.
+        fetched_at: Local clock reading (epoch seconds) when the response arrived.
+        skew: Estimated server clock minus local clock, in seconds, from the ``Date`` header.
+        has_date: Whether the skew comes from a ``Date`` header (else it is 0 and unknown).
+    """
+
+    session_id: str
+    max_spend: Money | None
+    available: Money
+    reported_available: bool
+    created_at: datetime
+    updated_at: datetime
+    available_updated_at: datetime | None
+    expires_at: datetime
+    fetched_at: float
+    skew: float
+    has_date: bool
+
+    @property
+    def last_update(self) -> datetime:
+        """When the available amount last changed, per the server."""
+        return self.available_updated_at or self.updated_at
+
+    @property
+    def spent(self) -> Decimal | None:
+        """Server-side spent total (max - available), None when the max is unknown."""
+        if self.max_spend is None:
+            return None
+        return CONTEXT.subtract(self.max_spend.amount, self.available.amount)
+
+
+def fetch_session(
+    client: PaymentSessionClient, request: Mapping[str, str], now: float
+) -> tuple[Mapping[str, Any], float, float | None]:
+    """Call GetPaymentSession and translate every failure into a SessionError.
+
+    Returns:
+        The response, the local time it arrived, and the server ``Date`` as epoch seconds.
+    """
+    session_id = request.get("paymentSessionId")
+    try:
+        response = client.get_payment_session(**request)
+    except Exception as exc:
+        raise _translate(exc, session_id) from exc
+    return response, now, _server_date(response)
+
+
+def _translate(exc: Exception, session_id: str | None) -> SessionError:
+    error = getattr(exc, "response", None)
+    code = error.get("Error", {}).get("Code") if isinstance(error, Mapping) else None
+    if isinstance(code, str):
+        kind = _ERRORS_BY_CODE.get(code, SessionError)
+        return kind(f"GetPaymentSession failed with {code}: {exc}", session_id=session_id)
+    name = type(exc).__name__
+    if name in {"ParamValidationError", "ValidationError"}:
+        return SessionRequestError(f"invalid GetPaymentSession request: {exc}",
+                                   session_id=session_id)
+    if name in {"NoCredentialsError", "PartialCredentialsError", "NoRegionError"}:
+        return SessionAccessDeniedError(f"cannot sign the request: {exc}", session_id=session_id)
+    return SessionUnavailableError(f"GetPaymentSession failed: {name}: {exc}",
+                                   session_id=session_id)
+
+
+def _server_date(response: Mapping[str, Any]) -> float | None:
+    meta = response.get("ResponseMetadata")
+    headers = meta.get("HTTPHeaders") if isinstance(meta, Mapping) else None
+    date = headers.get("date") if isinstance(headers, Mapping) else None
+    if not isinstance(date, str):
+        return None
+    try:
+        return parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _field(body: Mapping[str, Any], path: str, session_id: str | None) -> Any:
+    node: Any = body
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise MalformedSessionError("missing", field=path, session_id=session_id)
+        node = node[part]
+    return node
+
+
+def _optional(body: Mapping[str, Any], path: str, session_id: str | None) -> Any:
+    head, _, rest = path.partition(".")
+    if head not in body or body[head] is None:
+        return None
+    return _field(body, path, session_id) if rest else body[head]
+
+
+def _money(value: Any, path: str, currency: str, session_id: str | None) -> Money:
+    if not isinstance(value, Mapping):
+        raise MalformedSessionError("not an object", field=path, session_id=session_id)
+    amount = _field(value, "value", session_id)
+    found = _field(value, "currency", session_id)
+    if found != currency:
+        raise MalformedSessionError(
+            f"currency {found!r} is not the guard's {currency}; amounts are never converted",
+            field=f"{path}.currency", session_id=session_id)
+    if not isinstance(amount, str):
+        raise MalformedSessionError(f"value must be a decimal string, got {amount!r}",
+                                    field=f"{path}.value", session_id=session_id)
+    try:
+        return Money.of(amount, currency)
+    except InvalidAmountError as exc:
+        raise MalformedSessionError(str(exc), field=f"{path}.value",
+                                    session_id=session_id) from exc
+
+
+def _time(value: Any, path: str, session_id: str | None) -> datetime:
+    if not isinstance(value, datetime):
+        raise MalformedSessionError(f"not a timestamp: {value!r}", field=path,
+                                    session_id=session_id)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise MalformedSessionError("timestamp has no time zone", field=path,
+                                    session_id=session_id)
+    return value.astimezone(timezone.utc)
+
+
+def parse_session(
+    response: Mapping[str, Any],
+    *,
+    session_id: str,
+    currency: str,
+    fetched_at: float,
+    server_date: float | None,
+) -> SessionSnapshot:
+    """Parse a GetPaymentSession response strictly; any doubt raises MalformedSessionError.
+
+    Absences, chosen to fail closed: no ``availableLimits.availableSpendAmount`` means nothing
+    is available (every charge blocks); no ``limits`` means the maximum is unknown, so the
+    server's spent total is unknown and locally committed session charges are never dropped.
+    """
+    body = _field(response, "paymentSession", session_id)
+    if not isinstance(body, Mapping):
+        raise MalformedSessionError("not an object", field="paymentSession", session_id=session_id)
+    found_id = _field(body, "paymentSessionId", session_id)
+    if found_id != session_id:
+        raise MalformedSessionError(f"expected {session_id!r}, got {found_id!r}",
+                                    field="paymentSessionId", session_id=session_id)
+    minutes = _field(body, "expiryTimeInMinutes", session_id)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 10**6:
+        raise MalformedSessionError(f"must be a non-negative integer, got {minutes!r}",
+                                    field="expiryTimeInMinutes", session_id=session_id)
+    created = _time(_field(body, "createdAt", session_id), "createdAt", session_id)
+    updated = _time(_field(body, "updatedAt", session_id), "updatedAt", session_id)
+    limit = _optional(body, "limits.maxSpendAmount", session_id)
+    max_spend = None if limit is None else _money(limit, "limits.maxSpendAmount", currency,
+                                                 session_id)
+    avail_raw = _optional(body, "availableLimits", session_id)
+    if avail_raw is not None and not isinstance(avail_raw, Mapping):
+        raise MalformedSessionError("not an object", field="availableLimits",
+                                    session_id=session_id)
+    avail_amount = None if avail_raw is None else avail_raw.get("availableSpendAmount")
+    avail_time = None if avail_raw is None else avail_raw.get("updatedAt")
+    available = (Money.zero(currency) if avail_amount is None else
+                 _money(avail_amount, "availableLimits.availableSpendAmount", currency,
+                        session_id))
+    if max_spend is not None and available > max_spend:
+        raise MalformedSessionError(f"available {available} exceeds the limit {max_spend}",
+                                    field="availableLimits.availableSpendAmount",
+                                    session_id=session_id)
+    return SessionSnapshot(
+        session_id=session_id,
+        max_spend=max_spend,
+        available=available,
+        reported_available=avail_amount is not None,
+        created_at=created,
+        updated_at=updated,
+        available_updated_at=None if avail_time is None else _time(
+            avail_time, "availableLimits.updatedAt", session_id),
+        expires_at=created + timedelta(minutes=minutes),
+        fetched_at=fetched_at,
+        skew=0.0 if server_date is None else server_date - fetched_at,
+        has_date=server_date is not None,
+    )
