@@ -47,8 +47,10 @@ class Freshness:
     def __post_init__(self) -> None:
         for name in ("fraction", "min_ttl", "max_ttl", "expiry_margin", "skew_tolerance"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                0 <= value < float("inf")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (0 <= value < float("inf"))
             ):
                 raise ValueError(f"Freshness.{name} must be a finite number >= 0, got {value!r}")
         if self.min_ttl > self.max_ttl:

@@ -166,8 +166,9 @@ class MalformedSessionError(SessionError, ValueError):
     """
 
     def __init__(self, message: str, *, field: str, session_id: str | None = None) -> None:
-        super().__init__(f"malformed payment session field {field}: {message}",
-                         session_id=session_id)
+        super().__init__(
+            f"malformed payment session field {field}: {message}", session_id=session_id
+        )
         self.field = field
 
 

@@ -234,7 +234,8 @@ class InMemoryLedger:
                 return False
             if actual > hold.amount or actual < 0:
                 raise InvalidAmountError(
-                    f"cannot commit {actual}: the hold is {hold.amount}", value=actual)
+                    f"cannot commit {actual}: the hold is {hold.amount}", value=actual
+                )
             del book.holds[hold_id]
             book.held = CONTEXT.subtract(book.held, hold.amount)
             if hold.settlement == "external":

@@ -130,8 +130,9 @@ class Money:
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal):
-            raise InvalidAmountError("Money.amount must be a Decimal; use Money.of()",
-                                     value=self.amount)
+            raise InvalidAmountError(
+                "Money.amount must be a Decimal; use Money.of()", value=self.amount
+            )
         _check_currency(self.currency)
         _check_range(_parse_decimal(self.amount), self.amount)
 
@@ -193,16 +194,21 @@ class Money:
             InvalidAmountError: The units or decimals are not acceptable.
         """
         if isinstance(units, bool) or not isinstance(units, (int, str)):
-            raise InvalidAmountError(f"atomic units must be an int or str, got {units!r}",
-                                     value=units)
+            raise InvalidAmountError(
+                f"atomic units must be an int or str, got {units!r}", value=units
+            )
         if isinstance(units, str) and not re.fullmatch(r"[0-9]{1,40}", units):
-            raise InvalidAmountError(f"atomic units must be ASCII digits, got {units[:40]!r}",
-                                     value=units)
-        if isinstance(decimals, bool) or not isinstance(decimals, int) or not (
-            0 <= decimals <= MAX_PLACES
+            raise InvalidAmountError(
+                f"atomic units must be ASCII digits, got {units[:40]!r}", value=units
+            )
+        if (
+            isinstance(decimals, bool)
+            or not isinstance(decimals, int)
+            or not (0 <= decimals <= MAX_PLACES)
         ):
-            raise InvalidAmountError(f"decimals must be 0 to {MAX_PLACES}, got {decimals!r}",
-                                     value=decimals)
+            raise InvalidAmountError(
+                f"decimals must be 0 to {MAX_PLACES}, got {decimals!r}", value=decimals
+            )
         count = int(units)
         if count < 0 or count >= MAX_AMOUNT * 10**decimals:
             raise InvalidAmountError(f"atomic units out of range: {units!r}", value=units)

@@ -47,7 +47,14 @@ _ERRORS_BY_CODE: dict[str, type[SessionError]] = {
 class PaymentSessionClient(Protocol):
     """Anything with boto3's ``get_payment_session`` (a ``bedrock-agentcore`` client)."""
 
-    def get_payment_session(self, **kwargs: Any) -> Mapping[str, Any]:
+    def get_payment_session(
+        self,
+        *,
+        paymentManagerArn: str,  # boto3 parameter names
+        paymentSessionId: str,
+        userId: str = ...,
+        agentName: str = ...,
+    ) -> Mapping[str, Any]:
         """Return the GetPaymentSession response."""
         ...  # pragma: no cover
 
@@ -119,12 +126,14 @@ def _translate(exc: Exception, session_id: str | None) -> SessionError:
         return kind(f"GetPaymentSession failed with {code}: {exc}", session_id=session_id)
     name = type(exc).__name__
     if name in {"ParamValidationError", "ValidationError"}:
-        return SessionRequestError(f"invalid GetPaymentSession request: {exc}",
-                                   session_id=session_id)
+        return SessionRequestError(
+            f"invalid GetPaymentSession request: {exc}", session_id=session_id
+        )
     if name in {"NoCredentialsError", "PartialCredentialsError", "NoRegionError"}:
         return SessionAccessDeniedError(f"cannot sign the request: {exc}", session_id=session_id)
-    return SessionUnavailableError(f"GetPaymentSession failed: {name}: {exc}",
-                                   session_id=session_id)
+    return SessionUnavailableError(
+        f"GetPaymentSession failed: {name}: {exc}", session_id=session_id
+    )
 
 
 def _server_date(response: Mapping[str, Any]) -> float | None:
@@ -163,24 +172,28 @@ def _money(value: Any, path: str, currency: str, session_id: str | None) -> Mone
     if found != currency:
         raise MalformedSessionError(
             f"currency {found!r} is not the guard's {currency}; amounts are never converted",
-            field=f"{path}.currency", session_id=session_id)
+            field=f"{path}.currency",
+            session_id=session_id,
+        )
     if not isinstance(amount, str):
-        raise MalformedSessionError(f"value must be a decimal string, got {amount!r}",
-                                    field=f"{path}.value", session_id=session_id)
+        raise MalformedSessionError(
+            f"value must be a decimal string, got {amount!r}",
+            field=f"{path}.value",
+            session_id=session_id,
+        )
     try:
         return Money.of(amount, currency)
     except InvalidAmountError as exc:
-        raise MalformedSessionError(str(exc), field=f"{path}.value",
-                                    session_id=session_id) from exc
+        raise MalformedSessionError(str(exc), field=f"{path}.value", session_id=session_id) from exc
 
 
 def _time(value: Any, path: str, session_id: str | None) -> datetime:
     if not isinstance(value, datetime):
-        raise MalformedSessionError(f"not a timestamp: {value!r}", field=path,
-                                    session_id=session_id)
+        raise MalformedSessionError(
+            f"not a timestamp: {value!r}", field=path, session_id=session_id
+        )
     if value.tzinfo is None or value.utcoffset() is None:
-        raise MalformedSessionError("timestamp has no time zone", field=path,
-                                    session_id=session_id)
+        raise MalformedSessionError("timestamp has no time zone", field=path, session_id=session_id)
     return value.astimezone(timezone.utc)
 
 
@@ -203,30 +216,40 @@ def parse_session(
         raise MalformedSessionError("not an object", field="paymentSession", session_id=session_id)
     found_id = _field(body, "paymentSessionId", session_id)
     if found_id != session_id:
-        raise MalformedSessionError(f"expected {session_id!r}, got {found_id!r}",
-                                    field="paymentSessionId", session_id=session_id)
+        raise MalformedSessionError(
+            f"expected {session_id!r}, got {found_id!r}",
+            field="paymentSessionId",
+            session_id=session_id,
+        )
     minutes = _field(body, "expiryTimeInMinutes", session_id)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 10**6:
-        raise MalformedSessionError(f"must be a non-negative integer, got {minutes!r}",
-                                    field="expiryTimeInMinutes", session_id=session_id)
+        raise MalformedSessionError(
+            f"must be a non-negative integer, got {minutes!r}",
+            field="expiryTimeInMinutes",
+            session_id=session_id,
+        )
     created = _time(_field(body, "createdAt", session_id), "createdAt", session_id)
     updated = _time(_field(body, "updatedAt", session_id), "updatedAt", session_id)
     limit = _optional(body, "limits.maxSpendAmount", session_id)
-    max_spend = None if limit is None else _money(limit, "limits.maxSpendAmount", currency,
-                                                 session_id)
+    max_spend = (
+        None if limit is None else _money(limit, "limits.maxSpendAmount", currency, session_id)
+    )
     avail_raw = _optional(body, "availableLimits", session_id)
     if avail_raw is not None and not isinstance(avail_raw, Mapping):
-        raise MalformedSessionError("not an object", field="availableLimits",
-                                    session_id=session_id)
+        raise MalformedSessionError("not an object", field="availableLimits", session_id=session_id)
     avail_amount = None if avail_raw is None else avail_raw.get("availableSpendAmount")
     avail_time = None if avail_raw is None else avail_raw.get("updatedAt")
-    available = (Money.zero(currency) if avail_amount is None else
-                 _money(avail_amount, "availableLimits.availableSpendAmount", currency,
-                        session_id))
+    available = (
+        Money.zero(currency)
+        if avail_amount is None
+        else _money(avail_amount, "availableLimits.availableSpendAmount", currency, session_id)
+    )
     if max_spend is not None and available > max_spend:
-        raise MalformedSessionError(f"available {available} exceeds the limit {max_spend}",
-                                    field="availableLimits.availableSpendAmount",
-                                    session_id=session_id)
+        raise MalformedSessionError(
+            f"available {available} exceeds the limit {max_spend}",
+            field="availableLimits.availableSpendAmount",
+            session_id=session_id,
+        )
     return SessionSnapshot(
         session_id=session_id,
         max_spend=max_spend,
@@ -234,8 +257,9 @@ def parse_session(
         reported_available=avail_amount is not None,
         created_at=created,
         updated_at=updated,
-        available_updated_at=None if avail_time is None else _time(
-            avail_time, "availableLimits.updatedAt", session_id),
+        available_updated_at=None
+        if avail_time is None
+        else _time(avail_time, "availableLimits.updatedAt", session_id),
         expires_at=created + timedelta(minutes=minutes),
         fetched_at=fetched_at,
         skew=0.0 if server_date is None else server_date - fetched_at,

@@ -1,0 +1,444 @@
+"""SpendGuard: decide whether a charge fits the payment session, and hold money for it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from spendguard._cache import Freshness, SessionCache
+from spendguard._errors import BudgetExceededError, SessionExpiredError
+from spendguard._hold import Hold
+from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, ServerView, Settlement
+from spendguard._money import Amount, Money
+from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
+
+__all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
+
+_log = logging.getLogger("spendguard")
+P = ParamSpec("P")
+R = TypeVar("R")
+_SETTLEMENTS = ("session", "external")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of :meth:`SpendGuard.check`.
+
+    Attributes:
+        allowed: Whether the charge fits now.
+        requested: The amount asked about.
+        available: What was effectively available.
+        reason: A sentence for a person or a model.
+        session_id: The payment session.
+    """
+
+    allowed: bool
+    requested: Money
+    available: Money
+    reason: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSnapshot:
+    """Everything the guard knows about the session's budget, at one moment.
+
+    Attributes:
+        session_id: The payment session.
+        max_spend: The session's limit, None if the service sent none.
+        server_available: What the server says is available.
+        held: Held for calls in flight.
+        committed_unreflected: Committed locally and not (yet) reflected by the server:
+            ``pending_session`` plus ``external``.
+        pending_session: Session charges awaiting evidence that the server absorbed them.
+        external: Charges settled elsewhere (and lapsed holds), deducted for the session's life.
+        effective_available: What a new charge may use.
+        expires_at: Session expiry, UTC.
+        expired: Whether charges are refused for expiry (inside the safety margin).
+        updated_at: The server's last update of the available amount, UTC.
+        fetched_at: When the session was read, UTC.
+        fresh_until: When the cached reading goes stale, UTC.
+    """
+
+    session_id: str
+    max_spend: Money | None
+    server_available: Money
+    held: Money
+    committed_unreflected: Money
+    pending_session: Money
+    external: Money
+    effective_available: Money
+    expires_at: datetime
+    expired: bool
+    updated_at: datetime
+    fetched_at: datetime
+    fresh_until: datetime
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def _default_client() -> PaymentSessionClient:
+    import boto3  # noqa: PLC0415 - only when the caller gave no client
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=10
+    )
+    client: PaymentSessionClient = boto3.client("bedrock-agentcore", config=config)
+    return client
+
+
+class SpendGuard:
+    """Guards one AgentCore payment session against overspending.
+
+    The guard reads the session with ``GetPaymentSession`` (cached, see :class:`Freshness`),
+    and admits a charge only if it fits in ``server available - held - committed but not yet
+    reflected``, computed with exact Decimals. Holds keep concurrent calls from spending the
+    same money.
+
+    Args:
+        payment_manager_arn: The payment manager's ARN.
+        payment_session_id: The payment session's id.
+        user_id: Passed to the service as the payments user id header.
+        agent_name: Passed to the service as the agent name header.
+        client: Anything with boto3's ``get_payment_session``; by default a
+            ``boto3.client("bedrock-agentcore")`` with standard retries, made on first use.
+        ledger: Where holds and charges live; an :class:`InMemoryLedger` by default.
+        settlement: Default settlement of charges. ``"external"`` (default): the charge is
+            paid elsewhere and stays deducted for the session's life. ``"session"``: paid by
+            ProcessPayment through this session; deducted until the server shows it absorbed.
+        clock: Returns epoch seconds; injected for tests.
+        freshness: Cache lifetime rules.
+        hold_lease: Seconds after which an unsettled hold lapses into a charge.
+        currency: The session's currency (the service speaks USD).
+
+    Raises:
+        ValueError: An argument is empty or of the wrong kind.
+    """
+
+    def __init__(
+        self,
+        payment_manager_arn: str,
+        payment_session_id: str,
+        *,
+        user_id: str | None = None,
+        agent_name: str | None = None,
+        client: PaymentSessionClient | None = None,
+        ledger: Ledger | None = None,
+        settlement: Settlement = "external",
+        clock: Callable[[], float] = time.time,
+        freshness: Freshness | None = None,
+        hold_lease: float = 900.0,
+        currency: str = "USD",
+    ) -> None:
+        for name, value in (
+            ("payment_manager_arn", payment_manager_arn),
+            ("payment_session_id", payment_session_id),
+        ):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        for name, opt in (("user_id", user_id), ("agent_name", agent_name)):
+            if opt is not None and not isinstance(opt, str):
+                raise ValueError(f"{name} must be a string or None, got {opt!r}")
+        _check_settlement(settlement)
+        if (
+            isinstance(hold_lease, bool)
+            or not isinstance(hold_lease, (int, float))
+            or not (0 < hold_lease < float("inf"))
+        ):
+            raise ValueError(f"hold_lease must be a positive number of seconds, got {hold_lease!r}")
+        Money.zero(currency)  # validates the code
+        self._request = {
+            "paymentManagerArn": payment_manager_arn,
+            "paymentSessionId": payment_session_id,
+        }
+        if user_id is not None:
+            self._request["userId"] = user_id
+        if agent_name is not None:
+            self._request["agentName"] = agent_name
+        self._client = client
+        self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
+        self._settlement: Settlement = settlement
+        self._clock = clock
+        self._freshness = freshness or Freshness()
+        self._cache = SessionCache(self._freshness, clock)
+        self._lease = float(hold_lease)
+        self._currency = currency
+        self._key = f"{payment_manager_arn}/{payment_session_id}"
+        self._ids = itertools.count(1)
+        self._token = secrets.token_hex(6)
+
+    @property
+    def payment_session_id(self) -> str:
+        """The guarded payment session's id."""
+        return self._request["paymentSessionId"]
+
+    @property
+    def currency(self) -> str:
+        """The session's currency."""
+        return self._currency
+
+    # -- reading the session -------------------------------------------------------------
+
+    def _fetch(self) -> SessionSnapshot:
+        if self._client is None:
+            self._client = _default_client()
+        response, fetched_at, date = fetch_session(self._client, self._request, self._clock())
+        return parse_session(
+            response,
+            session_id=self.payment_session_id,
+            currency=self._currency,
+            fetched_at=fetched_at,
+            server_date=date,
+        )
+
+    def _session(self) -> SessionSnapshot:
+        return self._cache.get_or_fill(self._fetch)
+
+    async def _asession(self) -> SessionSnapshot:
+        cached = self._cache.get()
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self._session)
+
+    def refresh(self) -> None:
+        """Read the session again now, whatever the cache says.
+
+        Raises:
+            SessionError: The session could not be read or parsed.
+        """
+        self._cache.invalidate()
+        self._session()
+
+    def _view(self, snap: SessionSnapshot) -> ServerView:
+        return ServerView(snap.available.amount, snap.spent, snap.last_update.timestamp())
+
+    def _check_expiry(self, snap: SessionSnapshot, now: float) -> None:
+        cutoff = snap.expires_at.timestamp() - self._freshness.expiry_margin
+        if now + snap.skew >= cutoff:
+            raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _decide(self, snap: SessionSnapshot, money: Money) -> Decision:
+        now = self._clock()
+        try:
+            self._check_expiry(snap, now)
+        except SessionExpiredError as exc:
+            return Decision(
+                False, money, Money.zero(self._currency), str(exc), self.payment_session_id
+            )
+        totals = self._ledger.totals(self._key, self._view(snap), now)
+        available = Money(totals.effective, self._currency)
+        if money <= available:
+            return Decision(
+                True,
+                money,
+                available,
+                f"{money} fits in {available} available",
+                self.payment_session_id,
+            )
+        error = BudgetExceededError(money, available, session_id=self.payment_session_id)
+        return Decision(False, money, available, str(error), self.payment_session_id)
+
+    def check(self, amount: Amount) -> Decision:
+        """Say whether ``amount`` fits now, without holding anything.
+
+        Args:
+            amount: The proposed charge.
+
+        Returns:
+            The decision, with what is effectively available.
+
+        Raises:
+            InvalidAmountError: ``amount`` is not a valid amount.
+            SessionError: The session could not be read (the caller should block).
+        """
+        money = Money.of(amount, self._currency)
+        return self._decide(self._session(), money)
+
+    async def acheck(self, amount: Amount) -> Decision:
+        """Async :meth:`check`; the session is read in a worker thread when stale."""
+        money = Money.of(amount, self._currency)
+        return self._decide(await self._asession(), money)
+
+    # -- holds ---------------------------------------------------------------------------
+
+    def _hold(self, snap: SessionSnapshot, money: Money, settlement: Settlement | None) -> Hold:
+        kind = self._settlement if settlement is None else _check_settlement(settlement)
+        now = self._clock()
+        self._check_expiry(snap, now)
+        hold_id = f"{self._token}-{next(self._ids)}"
+        granted, totals = self._ledger.reserve(
+            self._key, hold_id, money.amount, self._view(snap), kind, self._lease, now
+        )
+        if not granted:
+            available = Money(totals.effective, self._currency)
+            raise BudgetExceededError(money, available, session_id=self.payment_session_id)
+        return Hold(self, hold_id, money, kind)
+
+    def reserve(self, amount: Amount, *, settlement: Settlement | None = None) -> Hold:
+        """Hold ``amount`` for a call about to run.
+
+        Args:
+            amount: The most the call may cost.
+            settlement: Overrides the guard's default settlement for this charge.
+
+        Returns:
+            The hold; use it as a context manager or settle it explicitly.
+
+        Raises:
+            InvalidAmountError: ``amount`` is not a valid amount.
+            BudgetExceededError: The amount does not fit.
+            SessionExpiredError: The session has expired.
+            SessionError: The session could not be read.
+            LedgerUnavailableError: A shared ledger could not be reached.
+        """
+        money = Money.of(amount, self._currency)
+        return self._hold(self._session(), money, settlement)
+
+    def areserve(self, amount: Amount, *, settlement: Settlement | None = None) -> _Reservation:
+        """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
+
+        Raises:
+            The same errors as :meth:`reserve`, when awaited or entered.
+        """
+        money = Money.of(amount, self._currency)
+        return _Reservation(self._areserve(money, settlement))
+
+    async def _areserve(self, money: Money, settlement: Settlement | None) -> Hold:
+        return self._hold(await self._asession(), money, settlement)
+
+    def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
+        now = self._clock()
+        if charge is None:
+            found = self._ledger.release(self._key, hold.id, now)
+        else:
+            found = self._ledger.commit(
+                self._key, hold.id, charge.amount, self._evidence_time(now, receipt), now
+            )
+        if not found:
+            _log.warning(
+                "hold %s of session %s had lapsed; its full amount %s stays deducted",
+                hold.id,
+                self.payment_session_id,
+                hold.amount,
+            )
+
+    def _evidence_time(self, now: float, receipt: datetime | None) -> float:
+        if receipt is not None:
+            if receipt.tzinfo is None:
+                raise ValueError("receipt_time must be timezone-aware")
+            return receipt.timestamp()
+        newest = self._cache.newest
+        skew = newest.skew if newest is not None else 0.0
+        return now + skew - self._freshness.skew_tolerance
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def snapshot(self) -> GuardSnapshot:
+        """Report the budget as the guard sees it now (reads the session if stale).
+
+        Raises:
+            SessionError: The session could not be read.
+        """
+        return self._report(self._session())
+
+    async def asnapshot(self) -> GuardSnapshot:
+        """Async :meth:`snapshot`."""
+        return self._report(await self._asession())
+
+    def _report(self, snap: SessionSnapshot) -> GuardSnapshot:
+        now = self._clock()
+        totals: LedgerTotals = self._ledger.totals(self._key, self._view(snap), now)
+        expired = now + snap.skew >= snap.expires_at.timestamp() - self._freshness.expiry_margin
+
+        def money(value: Any) -> Money:
+            return Money(value, self._currency)
+
+        unreflected = money(totals.unreflected) + money(totals.external)
+        return GuardSnapshot(
+            session_id=self.payment_session_id,
+            max_spend=snap.max_spend,
+            server_available=money(totals.available),
+            held=money(totals.held),
+            committed_unreflected=unreflected,
+            pending_session=money(totals.unreflected),
+            external=money(totals.external),
+            effective_available=money(0) if expired else money(totals.effective),
+            expires_at=snap.expires_at,
+            expired=expired,
+            updated_at=snap.last_update,
+            fetched_at=_utc(snap.fetched_at),
+            fresh_until=_utc(self._cache.fresh_until() or snap.fetched_at),
+        )
+
+    # -- decorator -----------------------------------------------------------------------
+
+    def charges(
+        self,
+        cost: Amount | Callable[..., Amount],
+        *,
+        settlement: Settlement | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a sync or async function so every call is paid for from the budget.
+
+        The cost is held before the call, committed when it returns and released if it
+        raises; an over-budget call raises :class:`BudgetExceededError` and never runs.
+
+        Args:
+            cost: A fixed amount, or a callable taking the function's arguments and returning
+                the amount.
+            settlement: Settlement of these charges (default: the guard's).
+
+        Returns:
+            A decorator that keeps the function's signature and metadata.
+        """
+        from spendguard._decorator import charges  # noqa: PLC0415 - avoids an import cycle
+
+        return charges(self, cost, settlement)
+
+    def __repr__(self) -> str:
+        return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+def _check_settlement(value: object) -> Settlement:
+    if value not in _SETTLEMENTS:
+        raise ValueError(f"settlement must be 'session' or 'external', got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+class _Reservation(Awaitable[Hold]):
+    """What :meth:`SpendGuard.areserve` returns: awaitable, and an async context manager."""
+
+    __slots__ = ("_coro", "_hold")
+
+    def __init__(self, coro: Awaitable[Hold]) -> None:
+        self._coro = coro
+        self._hold: Hold | None = None
+
+    def __await__(self) -> Generator[Any, None, Hold]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> Hold:
+        self._hold = await self._coro
+        return self._hold
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._hold is not None:
+            await self._hold.__aexit__(exc_type, exc, tb)

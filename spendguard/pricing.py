@@ -1,0 +1,232 @@
+"""Tool-call pricing shared by every framework adapter.
+
+A :class:`Pricing` maps tool names to price rules; :func:`admit` prices a tool call and holds
+its cost in a guard, turning every failure into a :class:`Blocked` with a message for the
+model. Adapters translate their framework's events into :func:`admit` (or :func:`aadmit`) and
+the hold's ``commit()`` / ``release()``, and nothing else.
+
+Arguments come from a model and may be hostile: a rule can only yield a valid, non-negative,
+finite amount (anything else blocks the call), and arguments never choose the session, user or
+hold, which belong to the guard.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from spendguard._errors import InvalidAmountError, PricingError, SpendGuardError
+from spendguard._money import Amount, Money
+
+if TYPE_CHECKING:
+    from spendguard._guard import SpendGuard
+    from spendguard._hold import Hold
+    from spendguard._ledger import Settlement
+
+__all__ = ["Blocked", "FromArgument", "PriceRule", "Pricing", "aadmit", "admit", "from_argument"]
+
+_MAX_JSON_CHARS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FromArgument:
+    """Price a call by one of its arguments, see :func:`from_argument`."""
+
+    name: str
+
+
+def from_argument(name: str) -> FromArgument:
+    """A rule that takes the price from the argument ``name``.
+
+    JSON numbers become amounts through their shortest decimal text (``0.1`` is ``0.1``), never
+    through the binary expansion of a float.
+
+    Args:
+        name: The argument holding the amount.
+
+    Returns:
+        The rule.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("from_argument needs a non-empty argument name")
+    return FromArgument(name)
+
+
+PriceRule = Amount | Callable[[Mapping[str, object]], Amount] | FromArgument
+
+
+def _amount(value: object, currency: str) -> Money:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidAmountError(f"amount must be finite, got {value!r}", value=value)
+        return Money.from_float(value, currency)
+    if isinstance(value, (Money, str, int, Decimal)) and not isinstance(value, bool):
+        return Money.of(value, currency)
+    raise InvalidAmountError(f"a price must be an amount, got {type(value).__name__}", value=value)
+
+
+def _parse_arguments(raw: str, tool_name: str) -> Mapping[str, object]:
+    if len(raw) > _MAX_JSON_CHARS:
+        raise PricingError(
+            f"arguments of {tool_name!r} are too large to price", tool_name=tool_name
+        )
+    try:
+        parsed = json.loads(raw or "{}", parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise PricingError(
+            f"arguments of {tool_name!r} are not valid JSON: {exc}", tool_name=tool_name
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise PricingError(f"arguments of {tool_name!r} must be a JSON object", tool_name=tool_name)
+    return parsed
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number")
+
+
+class Pricing:
+    """Prices of tool calls, by tool name.
+
+    Args:
+        rules: Per tool name: a fixed amount, a callable of the call's arguments returning an
+            amount, or :func:`from_argument`.
+        strict: Block tools without a rule (default: they are free).
+        currency: Currency of every price.
+
+    Raises:
+        InvalidAmountError: A fixed price is not a valid amount.
+    """
+
+    def __init__(
+        self,
+        rules: Mapping[str, PriceRule] | None = None,
+        *,
+        strict: bool = False,
+        currency: str = "USD",
+    ) -> None:
+        self._rules: dict[str, PriceRule] = {}
+        for name, rule in (rules or {}).items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"tool names must be non-empty strings, got {name!r}")
+            is_rule = isinstance(rule, FromArgument) or callable(rule)
+            self._rules[name] = rule if is_rule else _amount(rule, currency)
+        self.strict = strict
+        self.currency = currency
+
+    def __contains__(self, tool_name: object) -> bool:
+        return tool_name in self._rules
+
+    def price(self, tool_name: str, arguments: Mapping[str, object] | str) -> Money | None:
+        """Price one call.
+
+        Args:
+            tool_name: The tool called.
+            arguments: Its arguments, as a mapping or as a raw JSON object string.
+
+        Returns:
+            The price, or None for a free call (no rule, not strict).
+
+        Raises:
+            PricingError: The rule failed or gave an invalid amount, or the tool is unknown in
+                strict mode.
+        """
+        rule = self._rules.get(tool_name)
+        if rule is None:
+            if self.strict:
+                raise PricingError(
+                    f"tool {tool_name!r} has no price and pricing is strict", tool_name=tool_name
+                )
+            return None
+        if isinstance(rule, Money):
+            return rule
+        args = _parse_arguments(arguments, tool_name) if isinstance(arguments, str) else arguments
+        try:
+            if isinstance(rule, FromArgument):
+                if rule.name not in args:
+                    raise InvalidAmountError(f"argument {rule.name!r} is missing")
+                return _amount(args[rule.name], self.currency)
+            assert callable(rule)
+            return _amount(rule(args), self.currency)
+        except SpendGuardError as exc:
+            raise PricingError(f"cannot price {tool_name!r}: {exc}", tool_name=tool_name) from exc
+        except Exception as exc:
+            raise PricingError(
+                f"price rule of {tool_name!r} failed: {type(exc).__name__}: {exc}",
+                tool_name=tool_name,
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A tool call refused before it ran.
+
+    Attributes:
+        tool_name: The tool refused.
+        error: Why, as a spendguard error.
+        message: What to tell the model.
+    """
+
+    tool_name: str
+    error: SpendGuardError
+    message: str
+
+
+def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
+    text = str(error)
+    if not text.startswith("Payment blocked"):
+        text = f"Payment blocked for tool {tool_name!r}: {text}. Do not retry this call."
+    return Blocked(tool_name, error, text)
+
+
+def admit(
+    guard: SpendGuard,
+    pricing: Pricing,
+    tool_name: str,
+    arguments: Mapping[str, object] | str,
+    *,
+    settlement: Settlement | None = None,
+) -> Hold | Blocked | None:
+    """Price a tool call and hold its cost.
+
+    Args:
+        guard: The guard of the session paying.
+        pricing: The price rules.
+        tool_name: The tool about to run.
+        arguments: Its arguments (mapping or raw JSON string).
+        settlement: Settlement of the charge (default: the guard's).
+
+    Returns:
+        A :class:`Hold` to commit or release when the call ends, a :class:`Blocked` when the
+        call must not run (any spendguard error: over budget, expired, unpriceable, session
+        unreadable), or None for a free call.
+    """
+    try:
+        price = pricing.price(tool_name, arguments)
+        if price is None or price.amount == 0:
+            return None
+        return guard.reserve(price, settlement=settlement)
+    except SpendGuardError as exc:
+        return _blocked(tool_name, exc)
+
+
+async def aadmit(
+    guard: SpendGuard,
+    pricing: Pricing,
+    tool_name: str,
+    arguments: Mapping[str, object] | str,
+    *,
+    settlement: Settlement | None = None,
+) -> Hold | Blocked | None:
+    """Async :func:`admit`; the session is read in a worker thread when stale."""
+    try:
+        price = pricing.price(tool_name, arguments)
+        if price is None or price.amount == 0:
+            return None
+        return await guard.areserve(price, settlement=settlement)
+    except SpendGuardError as exc:
+        return _blocked(tool_name, exc)
