@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -56,14 +57,11 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
         self._guard = guard
         self._pricing = as_pricing(prices)
         self._settlement = settlement
-        self._holds: dict[UUID, Hold] = {}
-        self._lock = threading.Lock()
 
     @property
     def open_holds(self) -> int:
-        """How many tool calls hold budget right now (started, not yet ended)."""
-        with self._lock:
-            return len(self._holds)
+        """How many tool calls hold budget through this handler right now."""
+        return _RUNS.count(self)
 
     def on_tool_start(
         self,
@@ -80,29 +78,68 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
             SpendGuardError: The call was not admitted (budget, pricing, session); the tool
                 does not run and no hold is left behind.
         """
-        with self._lock:
-            if run_id in self._holds:  # the same handler reached twice for one run
-                return
         name = str(serialized.get("name") or kwargs.get("name") or "")
         arguments = inputs if inputs is not None else input_str
         outcome = admit(self._guard, self._pricing, name, arguments, settlement=self._settlement)
         if isinstance(outcome, Blocked):
+            # The tool will not run and on_tool_error will not fire: release what other
+            # spendguard handlers (a second guard) already hold for this run.
+            for hold in _RUNS.block(run_id):
+                settle(hold, failed=True)
             raise outcome.error
-        if outcome is not None:
-            with self._lock:
-                self._holds[run_id] = outcome
+        if outcome is not None and not _RUNS.add(run_id, self, outcome):
+            settle(outcome, failed=True)  # another handler blocked this run meanwhile
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Commit the call's hold; release it if the tool reported an error result."""
-        if hold := self._pop(run_id):
+        if hold := _RUNS.take(run_id, self):
             failed = isinstance(output, ToolMessage) and output.status == "error"
             settle(hold, failed=failed)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Release the call's hold: the tool raised."""
-        if hold := self._pop(run_id):
+        if hold := _RUNS.take(run_id, self):
             settle(hold, failed=True)
 
-    def _pop(self, run_id: UUID) -> Hold | None:
+
+class _OpenRuns:
+    """Open holds of every handler in the process, by tool run; remembers runs blocked."""
+
+    _BLOCKED_KEPT = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holds: dict[UUID, dict[SpendGuardCallbackHandler, Hold]] = {}
+        self._blocked: OrderedDict[UUID, None] = OrderedDict()
+
+    def add(self, run_id: UUID, owner: SpendGuardCallbackHandler, hold: Hold) -> bool:
         with self._lock:
-            return self._holds.pop(run_id, None)
+            if run_id in self._blocked:
+                return False
+            by_owner = self._holds.setdefault(run_id, {})
+            if owner in by_owner:  # the same handler reached twice for one run
+                return False
+            by_owner[owner] = hold
+            return True
+
+    def take(self, run_id: UUID, owner: SpendGuardCallbackHandler) -> Hold | None:
+        with self._lock:
+            by_owner = self._holds.get(run_id, {})
+            hold = by_owner.pop(owner, None)
+            if not by_owner:
+                self._holds.pop(run_id, None)
+            return hold
+
+    def block(self, run_id: UUID) -> list[Hold]:
+        with self._lock:
+            self._blocked[run_id] = None
+            while len(self._blocked) > self._BLOCKED_KEPT:
+                self._blocked.popitem(last=False)
+            return list(self._holds.pop(run_id, {}).values())
+
+    def count(self, owner: SpendGuardCallbackHandler) -> int:
+        with self._lock:
+            return sum(owner in by_owner for by_owner in self._holds.values())
+
+
+_RUNS = _OpenRuns()
