@@ -1,0 +1,200 @@
+"""Reading what a 402 payment challenge asks for, in every shape the AgentCore SDK pays.
+
+The SDK hands ``pre_sign_policy`` a dict ``{"statusCode", "headers", "body"}``. The options it
+may pay live in four shapes:
+
+* x402 v1, body dict: ``body["accepts"][i]["maxAmountRequired"]``;
+* x402 v1, body JSON string: the same inside ``json.loads(body)``;
+* x402 v2: base64 JSON in the ``Payment-Required`` header (any case), ``accepts[i]["amount"]``;
+* MPP: ``WWW-Authenticate: Payment`` challenges whose base64url ``request`` carries ``amount``
+  and ``currency``.
+
+x402 amounts are atomic units of ``accepts[i]["asset"]``, MPP amounts base units of
+``currency``; no decimals travel in the challenge, so they come from an allowlist of assets.
+The header and body are read the way the SDK's own ``PaymentManager`` reads them, and MPP
+challenges through the SDK's own parser, so the policy prices the options the SDK can pay.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from bedrock_agentcore.payments.constants import MPP_SUPPORTED_INTENT
+from bedrock_agentcore.payments.mpp import decode_challenge_request, extract_challenges
+
+from spendguard import InvalidAmountError, Money, PricingError
+
+__all__ = ["USDC_ASSETS", "ChallengeError", "PaymentOption", "normalize_assets", "payment_options"]
+
+#: USDC (6 decimals, one unit is one US dollar) on the networks the SDK prefers. Keys are
+#: token contract addresses (EVM, compared case-insensitively) and SPL mints (Solana).
+USDC_ASSETS: Mapping[str, int] = MappingProxyType(
+    {
+        "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913": 6,  # Base
+        "0x036cbd53842c5426634e7929541ec2318f3dcf7e": 6,  # Base Sepolia
+        "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48": 6,  # Ethereum
+        "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238": 6,  # Ethereum Sepolia
+        "0xaf88d065e77c8cc2239327c5edb3a432268e5831": 6,  # Arbitrum One
+        "0x0b2c639c533813f4aa9d7837caf62653d097ff85": 6,  # Optimism
+        "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": 6,  # Solana
+        "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU": 6,  # Solana devnet
+    }
+)
+
+_POLICY = "pre_sign_policy"
+
+
+class ChallengeError(PricingError):
+    """A 402 challenge could not be priced (unknown asset, bad amount, unreadable shape)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Payment blocked: {message}. Do not retry this call.", tool_name=_POLICY)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOption:
+    """One way the 402 response offers to be paid.
+
+    Attributes:
+        protocol: ``"x402"`` or ``"mpp"``.
+        asset: The asset (x402 ``asset``, MPP ``currency``) as advertised.
+        price: What the option costs, in US dollars.
+    """
+
+    protocol: Literal["x402", "mpp"]
+    asset: str
+    price: Money
+
+
+def normalize_assets(assets: Mapping[str, int]) -> Mapping[str, int]:
+    """Key an asset allowlist the way challenges are looked up (EVM addresses lowercased).
+
+    Args:
+        assets: Asset identifier -> decimals, every listed asset worth one US dollar per unit.
+
+    Returns:
+        A read-only copy with normalized keys.
+
+    Raises:
+        ValueError: An entry's decimals are not an int from 0 to 18.
+    """
+    normalized: dict[str, int] = {}
+    for asset, decimals in assets.items():
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 18:
+            raise ValueError(f"decimals of asset {asset!r} must be an int from 0 to 18")
+        normalized[_asset_key(asset)] = decimals
+    return MappingProxyType(normalized)
+
+
+def payment_options(request: object, assets: Mapping[str, int]) -> list[PaymentOption]:
+    """Every option the SDK might pay for this 402 request, priced.
+
+    Args:
+        request: What the SDK passes to ``pre_sign_policy``.
+        assets: A :func:`normalize_assets` allowlist.
+
+    Returns:
+        At least one option.
+
+    Raises:
+        ChallengeError: No payable option, or one option cannot be priced (a policy must not
+            guess, since the SDK picks the option to pay after the policy said yes).
+    """
+    if not isinstance(request, Mapping):
+        raise ChallengeError("the payment request is not a mapping")
+    options = _mpp_options(dict(request), assets) + _x402_options(request, assets)
+    if not options:
+        raise ChallengeError("the 402 response offers no payment option spendguard can read")
+    return options
+
+
+def _mpp_options(request: dict[str, object], assets: Mapping[str, int]) -> list[PaymentOption]:
+    options: list[PaymentOption] = []
+    for challenge in extract_challenges(request):
+        intent = challenge.get("intent")
+        if not isinstance(intent, str) or intent.strip().lower() != MPP_SUPPORTED_INTENT:
+            continue  # the SDK only pays "charge" challenges
+        details = decode_challenge_request(challenge)
+        currency = details.get("currency")
+        if not isinstance(currency, str):
+            raise ChallengeError("an MPP challenge request has no currency")
+        options.append(
+            PaymentOption("mpp", currency, _price(details.get("amount"), currency, assets))
+        )
+    return options
+
+
+def _x402_options(
+    request: Mapping[object, object], assets: Mapping[str, int]
+) -> list[PaymentOption]:
+    payload = _x402_payload(request)
+    if payload is None:
+        return []
+    accepts = payload.get("accepts")
+    if not isinstance(accepts, list) or not accepts:
+        raise ChallengeError("the x402 challenge has no list of accepted payments")
+    options: list[PaymentOption] = []
+    for accept in accepts:
+        if not isinstance(accept, Mapping):
+            raise ChallengeError("an x402 accepted payment is not an object")
+        asset = accept.get("asset")
+        if not isinstance(asset, str):
+            raise ChallengeError("an x402 accepted payment names no asset")
+        # v1 says maxAmountRequired, v2 says amount; price whichever are there, the higher wins.
+        amounts = [accept[key] for key in ("maxAmountRequired", "amount") if key in accept]
+        if not amounts:
+            raise ChallengeError("an x402 accepted payment has no amount")
+        price = max(_price(units, asset, assets) for units in amounts)
+        options.append(PaymentOption("x402", asset, price))
+    return options
+
+
+def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | None:
+    headers = request.get("headers")
+    if isinstance(headers, Mapping):
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == "payment-required":
+                return _decode_v2_header(value)  # the SDK reads the first such header only
+    body = request.get("body")
+    if isinstance(body, str | bytes):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None  # not JSON: the SDK cannot read an x402 challenge from it either
+    if not isinstance(body, Mapping) or not ("x402Version" in body or "accepts" in body):
+        return None  # no x402 challenge (an MPP 402 carries its own body)
+    return body
+
+
+def _decode_v2_header(value: object) -> Mapping[str, object]:
+    if not isinstance(value, str | bytes) or not value:
+        raise ChallengeError("the Payment-Required header is empty")
+    try:
+        payload = json.loads(base64.b64decode(value))  # as lenient as the SDK, for parity
+    except (binascii.Error, ValueError) as exc:
+        raise ChallengeError("the Payment-Required header is not base64 JSON") from exc
+    if not isinstance(payload, Mapping):
+        raise ChallengeError("the Payment-Required header is not a JSON object")
+    return payload
+
+
+def _price(units: object, asset: str, assets: Mapping[str, int]) -> Money:
+    decimals = assets.get(_asset_key(asset))
+    if decimals is None:
+        raise ChallengeError(f"asset {asset[:80]!r} is not on the allowlist, its value is unknown")
+    if isinstance(units, bool) or not isinstance(units, int | str):
+        raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units")
+    try:
+        return Money.from_atomic(units, decimals)
+    except InvalidAmountError as exc:
+        raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units") from exc
+
+
+def _asset_key(asset: str) -> str:
+    return asset.lower() if asset[:2] in ("0x", "0X") else asset

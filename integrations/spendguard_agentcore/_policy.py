@@ -1,0 +1,111 @@
+"""A ``pre_sign_policy`` for the AgentCore payments SDK that spends through a SpendGuard."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+
+from spendguard import Money, Settlement, SpendGuard, SpendGuardError
+from spendguard.pricing import Blocked
+from spendguard_agentcore._challenge import (
+    USDC_ASSETS,
+    PaymentOption,
+    normalize_assets,
+    payment_options,
+)
+
+__all__ = ["SpendGuardPreSignPolicy"]
+
+logger = logging.getLogger("spendguard_agentcore")
+
+_POLICY = "pre_sign_policy"
+
+
+class SpendGuardPreSignPolicy:
+    """``pre_sign_policy`` for ``AgentCorePaymentsPluginConfig`` (Strands plugin and LangGraph
+    middleware): sign a 402 payment only if the payment session can afford it.
+
+    Called with the SDK's payment request, it prices every option the SDK might pay (x402 v1
+    body dict or JSON string, x402 v2 ``Payment-Required`` header, MPP ``WWW-Authenticate:
+    Payment`` challenges), takes the most expensive (the SDK picks the option after the policy
+    answers), and reserves it in the guard. It returns ``True`` only if the reservation
+    succeeded; an unknown asset, an unreadable challenge or a budget that does not fit returns
+    ``False``, which the SDK turns into a ``PaymentError`` the model sees.
+
+    The SDK gives no hook after signing: ``generate_payment_header`` calls ProcessPayment on the
+    same session right after the policy, and nothing reports back whether it went through. So the
+    hold is committed as soon as the policy allows (signing means money may move), by default
+    as a ``"session"`` charge, which the guard stops counting once the session shows it. If the
+    SDK then pays a cheaper option, the difference stays counted: the budget errs on the safe
+    side.
+
+    Args:
+        guard: The guard of the payment session in ``AgentCorePaymentsPluginConfig``.
+        assets: Asset identifier (EVM token address, SPL mint, MPP currency) -> decimals of
+            the assets the agent may pay with, each worth one US dollar per unit. Default:
+            USDC on Base, Ethereum, Arbitrum, Optimism, Solana and their test networks.
+        settlement: How the charge settles; ``"session"`` because ProcessPayment runs through
+            the same payment session.
+        on_blocked: Called with every refusal (for logging or metrics).
+    """
+
+    def __init__(
+        self,
+        guard: SpendGuard,
+        *,
+        assets: Mapping[str, int] = USDC_ASSETS,
+        settlement: Settlement = "session",
+        on_blocked: Callable[[Blocked], None] | None = None,
+    ) -> None:
+        self._guard = guard
+        self._assets = normalize_assets(assets)
+        self._settlement: Settlement = settlement
+        self._on_blocked = on_blocked
+        self._lock = threading.Lock()
+        self._signed: list[Money] = []
+
+    @property
+    def signed(self) -> list[Money]:
+        """The amounts this policy allowed and charged, oldest first (a copy)."""
+        with self._lock:
+            return list(self._signed)
+
+    def price(self, payment_required_request: object) -> Money:
+        """What the policy would charge for a request: its most expensive payable option.
+
+        Args:
+            payment_required_request: The dict the SDK passes to ``pre_sign_policy``.
+
+        Returns:
+            The price in US dollars.
+
+        Raises:
+            ChallengeError: The request offers no option that can be priced.
+        """
+        options: list[PaymentOption] = payment_options(payment_required_request, self._assets)
+        return max(option.price for option in options)
+
+    def __call__(self, payment_required_request: object) -> bool:
+        """Decide whether the SDK may sign this payment.
+
+        Args:
+            payment_required_request: ``{"statusCode": 402, "headers": ..., "body": ...}``.
+
+        Returns:
+            ``True`` if the price was reserved and charged, else ``False``.
+        """
+        try:
+            amount = self.price(payment_required_request)
+            self._guard.reserve(amount, settlement=self._settlement).commit()
+        except SpendGuardError as error:
+            self._refuse(error)
+            return False
+        with self._lock:
+            self._signed.append(amount)
+        return True
+
+    def _refuse(self, error: SpendGuardError) -> None:
+        logger.warning("pre_sign_policy blocked a payment: %s", error)
+        if self._on_blocked is not None:
+            self._on_blocked(Blocked(tool_name=_POLICY, error=error, message=str(error)))
