@@ -11,8 +11,9 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
-from spendguard.emulator._errors import FieldError, access_denied, validation
+from spendguard.emulator._errors import FieldError, access_denied, not_found, validation
 from spendguard.emulator._pricing import USDC_DECIMALS, parse_amount, price
 from spendguard.emulator._state import (
     Instant,
@@ -59,7 +60,9 @@ class Call:
 Handler = Callable[[Env, Call], dict[str, object]]
 
 
-def _once(env: Env, call: Call, operation: str, produce: Callable[[], dict[str, object]]) -> dict[str, object]:
+def _once(
+    env: Env, call: Call, operation: str, produce: Callable[[], dict[str, object]]
+) -> dict[str, object]:
     key = call.token(operation)
     return produce() if key is None else env.store.idempotent(key, call.params, produce)
 
@@ -86,7 +89,7 @@ def create_payment_session(env: Env, call: Call) -> dict[str, object]:
     return _once(env, call, "CreatePaymentSession", produce)
 
 
-def _max_spend(limits: object) -> object:
+def _max_spend(limits: object) -> Decimal | None:
     if not isinstance(limits, dict):
         return None
     amount = limits["maxSpendAmount"]
@@ -186,10 +189,14 @@ def _instrument_network(env: Env, call: Call, instrument_id: str, payment_type: 
     return str(wallet.get("network", "")) if isinstance(wallet, dict) else ""
 
 
-def _proof(payment_type: str, payment_input: dict[str, object], network: str, now: float) -> dict[str, object]:
+def _proof(
+    payment_type: str, payment_input: dict[str, object], network: str, now: float
+) -> dict[str, object]:
     digest = hashlib.sha256(f"{payment_input}{now}{uuid.uuid4()}".encode()).hexdigest()
     if payment_type == "MPP":
-        return {"mpp": {"version": "1", "selectedPaymentId": digest[:32], "paymentCredential": digest}}
+        return {
+            "mpp": {"version": "1", "selectedPaymentId": digest[:32], "paymentCredential": digest}
+        }
     if payment_type == "AWS_BILLING_X402":
         return {"awsBillingX402": {"version": "2", "paymentToken": f"emulator.{digest}"}}
     body = payment_input["cryptoX402"]
@@ -220,9 +227,11 @@ def create_payment_instrument(env: Env, call: Call) -> dict[str, object]:
 
     def produce() -> dict[str, object]:
         instrument_id = new_id("payment-instrument-")
-        details = dict(call.params["paymentInstrumentDetails"])  # type: ignore[call-overload]
+        details = call.params["paymentInstrumentDetails"]
+        assert isinstance(details, dict)
         wallet = dict(details["embeddedCryptoWallet"])
-        wallet.setdefault("walletAddress", _address(str(wallet["network"]), hashlib.sha256(instrument_id.encode()).hexdigest()))
+        seed = hashlib.sha256(instrument_id.encode()).hexdigest()
+        wallet.setdefault("walletAddress", _address(str(wallet["network"]), seed))
         record = InstrumentRecord(
             instrument_id=instrument_id,
             arn=call.arn,
@@ -244,7 +253,7 @@ def get_payment_instrument(env: Env, call: Call) -> dict[str, object]:
     record = env.store.instrument(call.arn, call.user_id, instrument_id)
     connector = call.params.get("paymentConnectorId")
     if connector is not None and connector != record.connector_id:
-        env.store.instrument(call.arn, "", "")  # raises not found, the same as a wrong id
+        raise not_found(f"Payment instrument {instrument_id} was not found")
     return {"paymentInstrument": record.to_wire()}
 
 

@@ -20,7 +20,7 @@ from spendguard.emulator._errors import ApiError, FieldError, validation
 USDC_DECIMALS = 6
 _MAX_ATOMIC_DIGITS = 30
 _MAX_AMOUNT = Decimal(10) ** 12
-_ATOMIC = re.compile(r"[0-9]{1,%d}" % _MAX_ATOMIC_DIGITS)
+_ATOMIC = re.compile(rf"[0-9]{{1,{_MAX_ATOMIC_DIGITS}}}")
 _DECIMAL = re.compile(r"[0-9]{1,13}(\.[0-9]{1,18})?")
 _MPP_REQUEST = re.compile(r'(?:^|[\s,])request="?([A-Za-z0-9_-]+)"?')
 

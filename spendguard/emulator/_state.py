@@ -163,9 +163,7 @@ class Store:
     lock: threading.RLock = field(default_factory=threading.RLock)
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     instruments: dict[str, InstrumentRecord] = field(default_factory=dict)
-    replies: dict[tuple[str, str, str], tuple[str, dict[str, object]]] = field(
-        default_factory=dict
-    )
+    replies: dict[tuple[str, str, str], tuple[str, dict[str, object]]] = field(default_factory=dict)
 
     def clear(self) -> None:
         """Forget everything."""

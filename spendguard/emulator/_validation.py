@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.model import Shape
 from botocore.validate import ParamValidator, ValidationErrors
@@ -19,10 +19,31 @@ from botocore.validate import ParamValidator, ValidationErrors
 from spendguard.emulator import _model
 from spendguard.emulator._errors import FieldError, validation
 
+if TYPE_CHECKING:  # the stubs omit the private hooks these classes extend
+
+    class _ErrorsBase:
+        _errors: list[tuple[str, str, dict[str, Any]]]
+
+        def report(self, name: str, reason: str, **kwargs: Any) -> None: ...
+        def _get_name(self, name: str) -> str: ...
+        def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str | None: ...
+
+    class _ValidatorBase:
+        VALIDATED_METADATA_ATTRS: set[str]
+
+        def _validate(self, params: Any, shape: Shape, errors: Any, name: str) -> None: ...
+        def _validate_string(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
+        def _validate_integer(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
+        def _validate_list(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
+
+else:
+    _ErrorsBase = ValidationErrors
+    _ValidatorBase = ParamValidator
+
 _EXTRA = {"too long", "too large", "pattern mismatch", "not in enum", "boolean as number"}
 
 
-class _Errors(ValidationErrors):
+class _Errors(_ErrorsBase):
     """botocore's error collector, also formatting the constraints it does not check."""
 
     def fields(self) -> list[FieldError]:
@@ -41,10 +62,10 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-class ModelValidator(ParamValidator):
+class ModelValidator(_ValidatorBase):
     """``ParamValidator`` plus the model's ``max``, ``pattern`` and ``enum`` constraints."""
 
-    VALIDATED_METADATA_ATTRS = ParamValidator.VALIDATED_METADATA_ATTRS | {"max", "pattern", "enum"}
+    VALIDATED_METADATA_ATTRS = _ValidatorBase.VALIDATED_METADATA_ATTRS | {"max", "pattern", "enum"}
 
     def collect(self, params: object, shape: Shape) -> list[FieldError]:
         """Validate ``params`` against ``shape``; return every violation found."""
@@ -61,7 +82,7 @@ class ModelValidator(ParamValidator):
             errors.report(name, "too long", detail=f"length must be at most {meta['max']}")
         if "pattern" in meta and _compiled(meta["pattern"]).search(param) is None:
             errors.report(name, "pattern mismatch", detail=f"must match {meta['pattern']}")
-        enum = shape.enum
+        enum = meta.get("enum")
         if enum and param not in enum:
             errors.report(name, "not in enum", detail=f"must be one of {', '.join(enum)}")
 
