@@ -83,6 +83,11 @@ class GuardSnapshot:
     fresh_until: datetime
 
 
+def _wall_clock() -> float:
+    # Looked up at each call, so that freezegun and similar tools can move it.
+    return time.time()
+
+
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
@@ -117,7 +122,7 @@ class SpendGuard:
         settlement: Default settlement of charges. ``"external"`` (default): the charge is
             paid elsewhere and stays deducted for the session's life. ``"session"``: paid by
             ProcessPayment through this session; deducted until the server shows it absorbed.
-        clock: Returns epoch seconds; injected for tests.
+        clock: Returns epoch seconds (default ``time.time``, looked up at each call).
         freshness: Cache lifetime rules.
         hold_lease: Seconds after which an unsettled hold lapses into a charge.
         currency: The session's currency (the service speaks USD).
@@ -136,7 +141,7 @@ class SpendGuard:
         client: PaymentSessionClient | None = None,
         ledger: Ledger | None = None,
         settlement: Settlement = "external",
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         freshness: Freshness | None = None,
         hold_lease: float = 900.0,
         currency: str = "USD",
@@ -169,9 +174,9 @@ class SpendGuard:
         self._client = client
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         self._settlement: Settlement = settlement
-        self._clock = clock
+        self._clock = clock or _wall_clock
         self._freshness = freshness or Freshness()
-        self._cache = SessionCache(self._freshness, clock)
+        self._cache = SessionCache(self._freshness, self._clock)
         self._lease = float(hold_lease)
         self._currency = currency
         self._key = f"{payment_manager_arn}/{payment_session_id}"
@@ -214,11 +219,12 @@ class SpendGuard:
     def refresh(self) -> None:
         """Read the session again now, whatever the cache says.
 
+        A failed read leaves the cached session and every hold as they were.
+
         Raises:
             SessionError: The session could not be read or parsed.
         """
-        self._cache.invalidate()
-        self._session()
+        self._cache.put(self._fetch())
 
     def _view(self, snap: SessionSnapshot) -> ServerView:
         return ServerView(snap.available.amount, snap.spent, snap.last_update.timestamp())
@@ -375,7 +381,7 @@ class SpendGuard:
             committed_unreflected=unreflected,
             pending_session=money(totals.unreflected),
             external=money(totals.external),
-            effective_available=money(0) if expired else money(totals.effective),
+            effective_available=Money.zero(self._currency) if expired else money(totals.effective),
             expires_at=snap.expires_at,
             expired=expired,
             updated_at=snap.last_update,
