@@ -1,0 +1,262 @@
+"""SpendGuardHooks inside a real Strands Agent, with a scripted model and the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from spendguard_strands import SpendGuardHooks
+from strands import Agent, tool
+from strands.hooks import (
+    AfterToolCallEvent,
+    BeforeToolCallEvent,
+    HookProvider,
+    HookRegistry,
+)
+from strands.models import Model
+from strands.tools.executors import ConcurrentToolExecutor
+
+from spendguard import SpendGuard
+from spendguard.pricing import Pricing, from_argument
+
+Call = tuple[str, str, dict[str, Any]]  # toolUseId, tool name, input
+
+
+class ScriptedModel(Model):
+    """Streams Converse-style events: each turn is either tool calls or a final text."""
+
+    def __init__(self, turns: Sequence[Sequence[Call] | str]) -> None:
+        self.turns = list(turns)
+        self.prompts: list[Any] = []
+
+    def update_config(self, **model_config: Any) -> None:
+        pass
+
+    def get_config(self) -> Any:
+        return {}
+
+    def structured_output(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self.prompts.append(list(messages))
+        turn = self.turns.pop(0)
+        yield {"messageStart": {"role": "assistant"}}
+        if isinstance(turn, str):
+            yield {"contentBlockStart": {"start": {}}}
+            yield {"contentBlockDelta": {"delta": {"text": turn}}}
+            yield {"contentBlockStop": {}}
+            yield {"messageStop": {"stopReason": "end_turn"}}
+            return
+        for tool_use_id, name, tool_input in turn:
+            yield {
+                "contentBlockStart": {
+                    "start": {"toolUse": {"toolUseId": tool_use_id, "name": name}}
+                }
+            }
+            yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(tool_input)}}}}
+            yield {"contentBlockStop": {}}
+        yield {"messageStop": {"stopReason": "tool_use"}}
+
+
+def tool_results(agent: Agent) -> dict[str, dict[str, Any]]:
+    """Every toolResult the model was sent, by toolUseId."""
+    results: dict[str, dict[str, Any]] = {}
+    for message in agent.messages:
+        for block in message["content"]:
+            if "toolResult" in block:
+                result = block["toolResult"]
+                results[result["toolUseId"]] = {
+                    "status": result["status"],
+                    "text": " ".join(c.get("text", "") for c in result["content"]),
+                }
+    return results
+
+
+PRICING = Pricing({"buy_report": "0.40", "pay": from_argument("amount")}, strict=False)
+ran: list[str] = []
+
+
+@tool
+async def buy_report(topic: str) -> str:
+    """Buy a research report on a topic."""
+    ran.append(topic)
+    return f"report on {topic}"
+
+
+@tool
+def pay(amount: str) -> str:
+    """Pay an amount of US dollars."""
+    ran.append(amount)
+    return f"paid {amount}"
+
+
+@tool
+def failing_purchase(topic: str) -> str:
+    """A paid tool whose upstream fails."""
+    raise RuntimeError("upstream is down")
+
+
+@tool
+def search(query: str) -> str:
+    """A free tool."""
+    ran.append(query)
+    return "results"
+
+
+@pytest.fixture(autouse=True)
+def _clear_ran() -> None:
+    ran.clear()
+
+
+def make_agent(turns: Sequence[Sequence[Call] | str], hooks: list[HookProvider]) -> Agent:
+    tools = [buy_report, pay, failing_purchase, search]
+    return Agent(model=ScriptedModel(turns), tools=tools, hooks=hooks, callback_handler=None)
+
+
+def test_allowed_call_runs_and_is_committed(guard: SpendGuard) -> None:
+    hooks = SpendGuardHooks(guard, PRICING)
+    agent = make_agent([[("t1", "buy_report", {"topic": "tea"})], "done"], [hooks])
+
+    result = agent("buy a report on tea")
+
+    assert str(result).strip() == "done"
+    assert ran == ["tea"]
+    assert tool_results(agent)["t1"]["status"] == "success"
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (0, Decimal("0.40"))
+    assert snap.effective_available.amount == Decimal("0.60")
+    assert hooks.open_holds == {}
+
+
+def test_call_over_budget_is_cancelled_with_a_message_and_the_agent_continues(
+    guard: SpendGuard,
+) -> None:
+    hooks = SpendGuardHooks(guard, PRICING)
+    agent = make_agent([[("t1", "pay", {"amount": "1.50"})], "I could not pay"], [hooks])
+
+    result = agent("pay 1.50")
+
+    assert str(result).strip() == "I could not pay"
+    assert ran == []
+    seen = tool_results(agent)["t1"]
+    assert seen["status"] == "error"
+    assert "costs 1.50 USD" in seen["text"]
+    assert "Do not retry" in seen["text"]
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (0, 0)
+
+
+def test_concurrent_tool_calls_cannot_overspend(guard: SpendGuard) -> None:
+    in_flight: list[str] = []
+    both_running = asyncio.Event()
+
+    @tool
+    async def slow_report(topic: str) -> str:
+        """A paid tool that waits until another paid call is in flight too."""
+        in_flight.append(topic)
+        if len(in_flight) == 2:
+            both_running.set()
+        await asyncio.wait_for(both_running.wait(), timeout=5)
+        return f"report on {topic}"
+
+    calls = [(f"t{i}", "slow_report", {"topic": f"topic-{i}"}) for i in range(3)]
+    hooks = SpendGuardHooks(guard, Pricing({"slow_report": "0.40"}))
+    agent = Agent(
+        model=ScriptedModel([calls, "done"]),
+        tools=[slow_report],
+        hooks=[hooks],
+        callback_handler=None,
+    )
+    assert isinstance(agent.tool_executor, ConcurrentToolExecutor)  # Strands' default
+
+    agent("three reports at once")
+
+    results = tool_results(agent)
+    assert sorted(r["status"] for r in results.values()) == ["error", "success", "success"]
+    assert len(in_flight) == 2  # ran together, the third was refused while they were held
+    snap = guard.snapshot()
+    assert snap.external.amount == Decimal("0.80")
+    assert snap.effective_available.amount == Decimal("0.20")
+    assert snap.held.amount == 0
+
+
+def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
+    hooks = SpendGuardHooks(guard, Pricing({"failing_purchase": "0.40"}))
+    agent = make_agent([[("t1", "failing_purchase", {"topic": "x"})], "sorry"], [hooks])
+
+    agent("buy")
+
+    assert tool_results(agent)["t1"]["status"] == "error"
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (0, 0)
+    assert hooks.open_holds == {}
+
+
+def test_a_call_cancelled_by_an_earlier_hook_holds_nothing(guard: SpendGuard) -> None:
+    class Deny(HookProvider):
+        def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+            registry.add_callback(BeforeToolCallEvent, self.deny)
+
+        def deny(self, event: BeforeToolCallEvent) -> None:
+            event.cancel_tool = "not allowed"
+
+    hooks = SpendGuardHooks(guard, PRICING)
+    agent = make_agent([[("t1", "buy_report", {"topic": "tea"})], "ok"], [hooks, Deny()])
+
+    agent("buy")
+
+    assert tool_results(agent)["t1"]["text"] == "not allowed"
+    assert guard.snapshot().effective_available.amount == Decimal("1.00")
+
+
+def test_a_hook_requested_retry_charges_each_attempt(guard: SpendGuard) -> None:
+    class RetryOnce(HookProvider):
+        def __init__(self) -> None:
+            self.retried = False
+
+        def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+            registry.add_callback(AfterToolCallEvent, self.retry)
+
+        def retry(self, event: AfterToolCallEvent) -> None:
+            if not self.retried:
+                self.retried = event.retry = True
+
+    hooks = SpendGuardHooks(guard, PRICING)
+    agent = make_agent([[("t1", "buy_report", {"topic": "tea"})], "ok"], [hooks, RetryOnce()])
+
+    agent("buy")
+
+    assert ran == ["tea", "tea"]
+    assert guard.snapshot().external.amount == Decimal("0.80")
+
+
+def test_unpriceable_and_free_calls(guard: SpendGuard) -> None:
+    hooks = SpendGuardHooks(guard, Pricing({"pay": from_argument("amount")}))
+    calls = [("t1", "pay", {"amount": "-1"}), ("t2", "search", {"query": "tea"})]
+    agent = make_agent([calls, "ok"], [hooks])
+
+    agent("go")
+
+    results = tool_results(agent)
+    assert results["t1"]["status"] == "error"
+    assert "Payment blocked" in results["t1"]["text"]
+    assert results["t2"]["status"] == "success"
+    assert ran == ["tea"]
+    assert guard.snapshot().effective_available.amount == Decimal("1.00")
+
+
+def test_missing_strands_raises_import_error_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "strands", None)
+    monkeypatch.setitem(sys.modules, "strands.hooks", None)
+    monkeypatch.delitem(sys.modules, "spendguard_strands")
+    with pytest.raises(ImportError, match=r'pip install "spendguard\[strands\]"'):
+        importlib.import_module("spendguard_strands")
