@@ -115,7 +115,7 @@ def _clear_ran() -> None:
     ran.clear()
 
 
-def make_agent(turns: Sequence[Sequence[Call] | str], hooks: list[HookProvider]) -> Agent:
+def make_agent(turns: Sequence[Sequence[Call] | str], hooks: list[Any]) -> Agent:
     tools = [buy_report, pay, failing_purchase, search]
     return Agent(model=ScriptedModel(turns), tools=tools, hooks=hooks, callback_handler=None)
 
@@ -130,7 +130,7 @@ def test_allowed_call_runs_and_is_committed(guard: SpendGuard) -> None:
     assert ran == ["tea"]
     assert tool_results(agent)["t1"]["status"] == "success"
     snap = guard.snapshot()
-    assert (snap.held.amount, snap.external.amount) == (0, Decimal("0.40"))
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.40"))
     assert snap.effective_available.amount == Decimal("0.60")
     assert hooks.open_holds == {}
 
@@ -150,7 +150,7 @@ def test_call_over_budget_is_cancelled_with_a_message_and_the_agent_continues(
     assert "costs 1.50 USD" in seen["text"]
     assert "Do not retry" in seen["text"]
     snap = guard.snapshot()
-    assert (snap.held.amount, snap.external.amount) == (0, 0)
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
 
 
 def test_concurrent_tool_calls_cannot_overspend(guard: SpendGuard) -> None:
@@ -195,7 +195,7 @@ def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
 
     assert tool_results(agent)["t1"]["status"] == "error"
     snap = guard.snapshot()
-    assert (snap.held.amount, snap.external.amount) == (0, 0)
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
     assert hooks.open_holds == {}
 
 

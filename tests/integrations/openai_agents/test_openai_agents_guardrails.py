@@ -1,0 +1,204 @@
+"""SpendGuardToolGuardrails inside real OpenAI Agents SDK runs, with ScriptedModel and the
+emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from agents import (
+    Agent,
+    RunConfig,
+    Runner,
+    ToolGuardrailFunctionOutput,
+    ToolInputGuardrailData,
+    ToolInputGuardrailTripwireTriggered,
+    function_tool,
+    tool_input_guardrail,
+)
+from agents.testing import ScriptedModel, assistant_message, function_call
+from spendguard_openai_agents import SpendGuardToolGuardrails
+
+from spendguard import SpendGuard
+from spendguard.pricing import Blocked, Pricing, from_argument
+
+PRICING = Pricing({"buy_report": "0.40", "pay": from_argument("amount")})
+
+
+def model_saw(model: ScriptedModel) -> dict[str, str]:
+    """The function call outputs sent to the model in its last call, by call id."""
+    last = model.last_call
+    assert last is not None
+    items = last.input if isinstance(last.input, list) else []
+    return {
+        item["call_id"]: str(item["output"])
+        for item in items
+        if isinstance(item, dict) and item.get("type") == "function_call_output"
+    }
+
+
+def run(agent: Agent[Any], prompt: str = "go") -> Any:
+    return asyncio.run(Runner.run(agent, prompt, run_config=RunConfig(tracing_disabled=True)))
+
+
+def make_agent(spend: SpendGuardToolGuardrails, model: ScriptedModel, ran: list[str]) -> Agent[Any]:
+    @function_tool(**spend.tool_options())
+    async def buy_report(topic: str) -> str:
+        """Buy a research report."""
+        ran.append(topic)
+        return f"report on {topic}"
+
+    @function_tool(**spend.tool_options())
+    def pay(amount: float) -> str:
+        """Pay an amount of US dollars."""
+        ran.append(str(amount))
+        return f"paid {amount}"
+
+    @function_tool(**spend.tool_options())
+    def failing_purchase(topic: str) -> str:
+        """A paid tool whose upstream fails."""
+        raise RuntimeError("upstream is down")
+
+    return Agent(name="buyer", model=model, tools=[buy_report, pay, failing_purchase])
+
+
+def test_allowed_call_runs_and_is_committed(guard: SpendGuard) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING)
+    model = ScriptedModel(
+        [[function_call("buy_report", {"topic": "tea"}, call_id="c1")], [assistant_message("ok")]]
+    )
+
+    result = run(make_agent(spend, model, ran))
+
+    assert result.final_output == "ok"
+    assert ran == ["tea"]
+    assert model_saw(model) == {"c1": "report on tea"}
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.40"))
+    assert spend.open_holds == {}
+
+
+def test_raw_json_arguments_are_priced_exactly(guard: SpendGuard) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING)
+    model = ScriptedModel(
+        [[function_call("pay", '{"amount": 0.1}', call_id="c1")], [assistant_message("ok")]]
+    )
+
+    run(make_agent(spend, model, ran))
+
+    assert guard.snapshot().external.amount == Decimal("0.1")
+
+
+def test_over_budget_call_is_rejected_with_a_message_and_the_run_continues(
+    guard: SpendGuard,
+) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING)
+    model = ScriptedModel(
+        [[function_call("pay", {"amount": 1.5}, call_id="c1")], [assistant_message("no budget")]]
+    )
+
+    result = run(make_agent(spend, model, ran))
+
+    assert result.final_output == "no budget"
+    assert ran == []
+    message = model_saw(model)["c1"]
+    assert "costs 1.5 USD" in message
+    assert "Do not retry" in message
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
+
+
+def test_raise_exception_mode_stops_the_run_and_holds_nothing(guard: SpendGuard) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING, on_blocked="raise_exception")
+    model = ScriptedModel([[function_call("pay", {"amount": 2}, call_id="c1")]])
+
+    with pytest.raises(ToolInputGuardrailTripwireTriggered) as caught:
+        run(make_agent(spend, model, ran))
+
+    blocked = caught.value.output.output_info
+    assert isinstance(blocked, Blocked)
+    assert blocked.tool_name == "pay"
+    assert ran == []
+    assert guard.snapshot().held.amount == 0
+    assert spend.open_holds == {}
+
+
+def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, Pricing({"failing_purchase": "0.40"}))
+    model = ScriptedModel(
+        [
+            [function_call("failing_purchase", {"topic": "x"}, call_id="c1")],
+            [assistant_message("sorry")],
+        ]
+    )
+
+    result = run(make_agent(spend, model, ran))
+
+    assert result.final_output == "sorry"
+    assert "error occurred" in model_saw(model)["c1"]  # the SDK's default error text
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
+    assert spend.open_holds == {}
+
+
+def test_parallel_calls_in_one_turn_cannot_overspend(guard: SpendGuard) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING)
+    calls = [function_call("buy_report", {"topic": f"t{i}"}, call_id=f"c{i}") for i in range(3)]
+    model = ScriptedModel([calls, [assistant_message("done")]])
+
+    run(make_agent(spend, model, ran))
+
+    seen = model_saw(model)
+    assert sum("Payment blocked" in text for text in seen.values()) == 1
+    assert len(ran) == 2
+    snap = guard.snapshot()
+    assert snap.external.amount == Decimal("0.80")
+    assert snap.effective_available.amount == Decimal("0.20")
+
+
+def test_a_call_rejected_by_an_earlier_guardrail_holds_nothing(guard: SpendGuard) -> None:
+    @tool_input_guardrail
+    def deny(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+        return ToolGuardrailFunctionOutput.reject_content("not allowed")
+
+    spend = SpendGuardToolGuardrails(guard, PRICING)
+    ran: list[str] = []
+
+    @function_tool(**spend.tool_options(input_guardrails=[deny]))
+    def buy_report(topic: str) -> str:
+        """Buy a research report."""
+        ran.append(topic)
+        return "report"
+
+    model = ScriptedModel(
+        [[function_call("buy_report", {"topic": "tea"}, call_id="c1")], [assistant_message("ok")]]
+    )
+    run(Agent(name="buyer", model=model, tools=[buy_report]))
+
+    assert model_saw(model) == {"c1": "not allowed"}
+    assert ran == []
+    assert guard.snapshot().effective_available.amount == Decimal("1.00")
+
+
+def test_on_blocked_is_validated(guard: SpendGuard) -> None:
+    with pytest.raises(ValueError, match="on_blocked"):
+        SpendGuardToolGuardrails(guard, PRICING, on_blocked="ignore")  # type: ignore[arg-type]
+
+
+def test_missing_sdk_raises_import_error_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "agents", None)
+    monkeypatch.delitem(sys.modules, "spendguard_openai_agents")
+    with pytest.raises(ImportError, match=r'pip install "spendguard\[openai-agents\]"'):
+        importlib.import_module("spendguard_openai_agents")
