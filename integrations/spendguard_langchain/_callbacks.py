@@ -14,7 +14,7 @@ from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing, settl
 try:
     from langchain_core.callbacks import BaseCallbackHandler
     from langchain_core.messages import ToolMessage
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess-free import test
+except ImportError as exc:  # tested by test_install_hint.py
     raise ImportError(INSTALL_HINT) from exc
 
 __all__ = ["SpendGuardCallbackHandler"]

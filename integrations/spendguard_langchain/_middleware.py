@@ -15,7 +15,7 @@ try:
     from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
     from langgraph.runtime import Runtime
     from langgraph.types import Command
-except ImportError as exc:  # pragma: no cover
+except ImportError as exc:  # tested by test_install_hint.py
     raise ImportError(INSTALL_HINT) from exc
 
 __all__ = ["ExitBehavior", "SpendLimitMiddleware"]

@@ -30,7 +30,7 @@ _ids = itertools.count(1)
 class ToolCallingModel(FakeMessagesListChatModel):
     """Replays scripted AIMessages (some carrying tool calls); binding tools is a no-op."""
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingModel:  # type: ignore[override]
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingModel:
         return self
 
 
@@ -122,7 +122,7 @@ def make_shop(new_payment_session: Callable[..., PaymentSessionFixture]) -> Shop
                 userId=session.user_id,
                 paymentInstrumentId=session.instrument_id,
                 paymentType="CRYPTO_X402",
-                paymentInput=x402_payment_input(amount),  # type: ignore[typeddict-item]
+                paymentInput=x402_payment_input(amount),  # type: ignore[arg-type]
             )
 
         def server_available() -> Decimal:

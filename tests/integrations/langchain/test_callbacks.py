@@ -56,12 +56,12 @@ class _NaiveAsyncHandler(AsyncCallbackHandler):
     raise_error = True
 
     async def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kw: Any) -> None:
-        raise BudgetExceededError("no", requested=Money.of("5"), available=Money.zero())
+        raise BudgetExceededError(Money.of("5"), Money.zero(), session_id="s")
 
 
 class _NaiveSyncHandler(BaseCallbackHandler):  # raise_error left False
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, **kw: Any) -> None:
-        raise BudgetExceededError("no", requested=Money.of("5"), available=Money.zero())
+        raise BudgetExceededError(Money.of("5"), Money.zero(), session_id="s")
 
 
 @pytest.mark.parametrize("how", ["invoke", "ainvoke"])

@@ -105,7 +105,7 @@ def test_end_behavior_stops_with_a_final_message(shop: Shop, how: str) -> None:
     assert [m.status for m in tool_messages(messages)] == ["success", "error"]
     final = messages[-1]
     assert isinstance(final, AIMessage)
-    assert final.content.startswith("Stopped to stay within the payment budget.")
+    assert str(final.content).startswith("Stopped to stay within the payment budget.")
     assert mentions(final.content, "8")
     assert shop.bought == ["ACME"]
     shop.assert_books_balance("7")
