@@ -1,32 +1,18 @@
-"""Fixtures for the Strands adapter tests: a local payments emulator and a guard on it."""
+"""Fixtures for the Strands adapter tests: a guard on a 1.00 USD emulator session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from spendguard import SpendGuard
-from spendguard.emulator import EmulatorSession, PaymentsEmulator
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[PaymentsEmulator]:
-    # Module scope: stopping the server takes half a second; sessions keep tests apart.
-    with PaymentsEmulator() as server:
-        yield server
 
 
 @pytest.fixture
-def session(emulator: PaymentsEmulator) -> EmulatorSession:
-    return emulator.create_session(budget="1.00")
-
-
-@pytest.fixture
-def guard(emulator: PaymentsEmulator, session: EmulatorSession) -> SpendGuard:
+def guard(new_payment_session: Callable[..., Any]) -> SpendGuard:
+    payment = new_payment_session(budget="1.00")
     return SpendGuard(
-        session.payment_manager_arn,
-        session.payment_session_id,
-        user_id=session.user_id,
-        client=emulator.client(),
+        payment.arn, payment.session_id, user_id=payment.user_id, client=payment.client
     )
