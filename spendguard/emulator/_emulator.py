@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,15 @@ DEFAULT_MANAGER_ARN = (
 )
 DEFAULT_CONNECTOR_ID = "emulator-connector-0123456789"
 ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"
+
+
+@functools.cache
+def _boto3_session() -> boto3.Session:
+    # One session for every emulator: its loader caches the service model, so clients
+    # after the first are cheap to make.
+    return boto3.Session(
+        aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name="us-east-1"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,6 @@ class PaymentsEmulator:
         self._app = App(self.now, timestamp_format, max_body, Env(Store(), asset_decimals))
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
-        self._session: boto3.Session | None = None
 
     @property
     def faults(self) -> Faults:
@@ -112,7 +121,10 @@ class PaymentsEmulator:
             self._app.stopping.clear()
             self._server = EmulatorServer((self._host, self._port), self._app)
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="spendguard-emulator", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # so stop() returns quickly
+                name="spendguard-emulator",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -157,6 +169,10 @@ class PaymentsEmulator:
         """Move the server's clock forward (e.g. past a session's expiry)."""
         self._offset += seconds
 
+    def reset_clock(self) -> None:
+        """Undo every :meth:`advance`."""
+        self._offset = 0.0
+
     def reset(self) -> None:
         """Forget all sessions and instruments, clear faults and counters, undo advances."""
         self._app.env.store.clear()
@@ -170,15 +186,9 @@ class PaymentsEmulator:
         Args:
             config: botocore ``Config`` merged over the defaults (us-east-1).
         """
-        if self._session is None:
-            self._session = boto3.Session(
-                aws_access_key_id="emulator",
-                aws_secret_access_key="emulator",
-                region_name="us-east-1",
-            )
         merged = Config(region_name="us-east-1")
         merged = merged.merge(config) if config is not None else merged
-        return self._session.client(
+        return _boto3_session().client(
             "bedrock-agentcore", endpoint_url=self.endpoint_url, config=merged
         )
 

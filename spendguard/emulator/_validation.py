@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.model import Shape
@@ -121,7 +122,7 @@ def validate_request(operation: str, params: dict[str, object]) -> None:
         raise validation(f"Invalid request for {operation}: {summary}", fields=problems)
 
 
-def response_problems(operation: str, response: dict[str, object]) -> list[FieldError]:
+def response_problems(operation: str, response: Mapping[str, object]) -> list[FieldError]:
     """Violations of the output shape in a response parsed by botocore (test helper).
 
     Args:

@@ -1,0 +1,104 @@
+"""Shared fixtures: one local AgentCore payments emulator for the whole test run.
+
+``emulator``
+    The running :class:`~spendguard.emulator.PaymentsEmulator` (one per test session).
+    After each test that used it, injected faults are cleared and its clock is put back;
+    sessions stay (each test makes its own, so they never collide). Call
+    ``emulator.reset()`` to also forget every session.
+
+``payment_session``
+    A fresh session with a 10.00 USD budget owned by ``user-1``, plus a boto3 client
+    pointed at the emulator: ``.arn``, ``.session_id``, ``.user_id``, ``.instrument_id``,
+    ``.client``, ``.emulator``, ``.available()`` and ``.get()``.
+
+``new_payment_session``
+    A factory for sessions with other budgets, users or lifetimes:
+    ``new_payment_session(budget="0.50", user_id="alice", expiry_minutes=15)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from spendguard.emulator import PaymentsEmulator
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
+
+
+@dataclass(frozen=True)
+class PaymentSessionFixture:
+    """A session on the shared emulator and a client to reach it."""
+
+    arn: str
+    session_id: str
+    user_id: str
+    instrument_id: str
+    client: BedrockAgentCoreClient
+    emulator: PaymentsEmulator
+
+    def available(self) -> Decimal | None:
+        """What the server says is left (read directly from the emulator's state)."""
+        return self.emulator.available(self.session_id)
+
+    def get(self) -> dict[str, Any]:
+        """GetPaymentSession over HTTP, as the owner; returns ``paymentSession``."""
+        response = self.client.get_payment_session(
+            paymentManagerArn=self.arn, paymentSessionId=self.session_id, userId=self.user_id
+        )
+        return dict(response["paymentSession"])
+
+
+@pytest.fixture(scope="session")
+def _emulator_server() -> Iterator[PaymentsEmulator]:
+    with PaymentsEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator(_emulator_server: PaymentsEmulator) -> Iterator[PaymentsEmulator]:
+    """The shared emulator; faults and clock advances are undone after the test."""
+    yield _emulator_server
+    _emulator_server.faults.clear()
+    _emulator_server.reset_clock()
+
+
+@pytest.fixture(scope="session")
+def emulator_client(_emulator_server: PaymentsEmulator) -> BedrockAgentCoreClient:
+    """One boto3 client for the shared emulator (botocore clients are thread-safe)."""
+    return _emulator_server.client()
+
+
+@pytest.fixture
+def new_payment_session(
+    emulator: PaymentsEmulator, emulator_client: BedrockAgentCoreClient
+) -> Callable[..., PaymentSessionFixture]:
+    """Factory: ``new_payment_session(budget="10.00", user_id="user-1", expiry_minutes=60)``."""
+
+    def make(
+        budget: str | None = "10.00", *, user_id: str = "user-1", expiry_minutes: int = 60
+    ) -> PaymentSessionFixture:
+        made = emulator.create_session(budget, user_id=user_id, expiry_minutes=expiry_minutes)
+        return PaymentSessionFixture(
+            made.payment_manager_arn,
+            made.payment_session_id,
+            made.user_id,
+            made.payment_instrument_id,
+            emulator_client,
+            emulator,
+        )
+
+    return make
+
+
+@pytest.fixture
+def payment_session(
+    new_payment_session: Callable[..., PaymentSessionFixture],
+) -> PaymentSessionFixture:
+    """A fresh 10.00 USD session owned by ``user-1`` on the shared emulator."""
+    return new_payment_session()
