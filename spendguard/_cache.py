@@ -83,6 +83,7 @@ class SessionCache:
         self._clock = clock
         self._newest: SessionSnapshot | None = None
         self._fresh_until = 0.0
+        self._fast: tuple[SessionSnapshot | None, float] = (None, 0.0)
         self._cache: TLRUCache[str, SessionSnapshot] = TLRUCache(
             maxsize=1, ttu=self._ttu, timer=clock
         )
@@ -92,6 +93,11 @@ class SessionCache:
 
     def get(self) -> SessionSnapshot | None:
         """The fresh snapshot, or None when a fetch is due."""
+        # Lock-free fast path: one atomic read of what the last put() computed for the TLRU
+        # entry; the locked cache lookup decides whenever that is not clearly fresh.
+        snapshot, until = self._fast
+        if snapshot is not None and self._clock() < until:
+            return snapshot
         with self._lock:
             return self._cache.get(_KEY)
 
@@ -116,11 +122,13 @@ class SessionCache:
             now = self._clock()
             self._fresh_until = self._ttu(_KEY, snapshot, now)
             self._cache[_KEY] = snapshot
+            self._fast = (snapshot, self._fresh_until)
             return snapshot
 
     def invalidate(self) -> None:
         """Forget freshness (the newest snapshot still guards against rollback)."""
         with self._lock:
+            self._fast = (None, 0.0)
             self._cache.clear()
 
     @property

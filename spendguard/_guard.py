@@ -16,8 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 from spendguard._cache import Freshness, SessionCache
 from spendguard._errors import BudgetExceededError, SessionExpiredError
 from spendguard._hold import Hold
-from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, ServerView, Settlement
-from spendguard._money import Amount, Money
+from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
+from spendguard._money import Amount, Money, _trusted
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
@@ -36,15 +36,25 @@ class Decision:
         allowed: Whether the charge fits now.
         requested: The amount asked about.
         available: What was effectively available.
-        reason: A sentence for a person or a model.
         session_id: The payment session.
+        expired_at: When the session expired, if that is why the charge does not fit.
     """
 
     allowed: bool
     requested: Money
     available: Money
-    reason: str
     session_id: str
+    expired_at: datetime | None = None
+
+    @property
+    def reason(self) -> str:
+        """A sentence for a person or a model."""
+        if self.expired_at is not None:
+            return str(SessionExpiredError(self.expired_at, session_id=self.session_id))
+        if self.allowed:
+            return f"{self.requested} fits in {self.available} available"
+        error = BudgetExceededError(self.requested, self.available, session_id=self.session_id)
+        return str(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,36 +236,19 @@ class SpendGuard:
         """
         self._cache.put(self._fetch())
 
-    def _view(self, snap: SessionSnapshot) -> ServerView:
-        return ServerView(snap.available.amount, snap.spent, snap.last_update.timestamp())
-
-    def _check_expiry(self, snap: SessionSnapshot, now: float) -> None:
-        cutoff = snap.expires_at.timestamp() - self._freshness.expiry_margin
-        if now + snap.skew >= cutoff:
-            raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
+    def _expired(self, snap: SessionSnapshot, now: float) -> bool:
+        return now + snap.skew >= snap.expires_ts - self._freshness.expiry_margin
 
     # -- decisions -----------------------------------------------------------------------
 
     def _decide(self, snap: SessionSnapshot, money: Money) -> Decision:
         now = self._clock()
-        try:
-            self._check_expiry(snap, now)
-        except SessionExpiredError as exc:
-            return Decision(
-                False, money, Money.zero(self._currency), str(exc), self.payment_session_id
-            )
-        totals = self._ledger.totals(self._key, self._view(snap), now)
-        available = Money(totals.effective, self._currency)
-        if money <= available:
-            return Decision(
-                True,
-                money,
-                available,
-                f"{money} fits in {available} available",
-                self.payment_session_id,
-            )
-        error = BudgetExceededError(money, available, session_id=self.payment_session_id)
-        return Decision(False, money, available, str(error), self.payment_session_id)
+        sid = self.payment_session_id
+        if self._expired(snap, now):
+            return Decision(False, money, Money.zero(self._currency), sid, snap.expires_at)
+        totals = self._ledger.totals(self._key, snap.view, now)
+        available = _trusted(totals.effective, self._currency)
+        return Decision(money <= available, money, available, sid)
 
     def check(self, amount: Amount) -> Decision:
         """Say whether ``amount`` fits now, without holding anything.
@@ -283,13 +276,14 @@ class SpendGuard:
     def _hold(self, snap: SessionSnapshot, money: Money, settlement: Settlement | None) -> Hold:
         kind = self._settlement if settlement is None else _check_settlement(settlement)
         now = self._clock()
-        self._check_expiry(snap, now)
+        if self._expired(snap, now):
+            raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
         hold_id = f"{self._token}-{next(self._ids)}"
         granted, totals = self._ledger.reserve(
-            self._key, hold_id, money.amount, self._view(snap), kind, self._lease, now
+            self._key, hold_id, money.amount, snap.view, kind, self._lease, now
         )
         if not granted:
-            available = Money(totals.effective, self._currency)
+            available = _trusted(totals.effective, self._currency)
             raise BudgetExceededError(money, available, session_id=self.payment_session_id)
         return Hold(self, hold_id, money, kind)
 
@@ -366,8 +360,8 @@ class SpendGuard:
 
     def _report(self, snap: SessionSnapshot) -> GuardSnapshot:
         now = self._clock()
-        totals: LedgerTotals = self._ledger.totals(self._key, self._view(snap), now)
-        expired = now + snap.skew >= snap.expires_at.timestamp() - self._freshness.expiry_margin
+        totals: LedgerTotals = self._ledger.totals(self._key, snap.view, now)
+        expired = self._expired(snap, now)
 
         def money(value: Any) -> Money:
             return Money(value, self._currency)

@@ -30,7 +30,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from spendguard._errors import InvalidAmountError
 from spendguard._money import CONTEXT
@@ -56,8 +56,7 @@ class ServerView:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerTotals:
+class LedgerTotals(NamedTuple):
     """The ledger's figures for one session.
 
     Attributes:
@@ -139,6 +138,8 @@ class _Book:
     next_deadline: float = float("inf")
 
     def observe(self, view: ServerView) -> None:
+        if view is self.view:
+            return
         if view.updated_at <= self.view.updated_at:
             if view.updated_at == self.view.updated_at and view.available < self.view.available:
                 self.view = view
@@ -209,6 +210,8 @@ class InMemoryLedger:
         now: float,
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`Ledger.reserve`."""
+        if amount < 0 or not amount.is_finite():
+            raise InvalidAmountError(f"cannot hold {amount}", value=amount)
         with self._lock:
             book = self._book(key, view, now)
             totals = book.totals()

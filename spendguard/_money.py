@@ -36,19 +36,26 @@ CONTEXT = decimal.Context(
 )
 
 # ASCII only: str.isdigit() and Decimal() accept other scripts' digits, this does not.
-_AMOUNT_RE = re.compile(r"[0-9]{1,13}(?:\.[0-9]{1,18})?\Z")
+_AMOUNT_RE = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,18})?\Z")  # below MAX_AMOUNT by construction
 _CURRENCY_RE = re.compile(r"[A-Z]{3}\Z")
 _MAX_INPUT_CHARS = 40
 
 Amount = Union["Money", str, int, Decimal]
 
 
+_KNOWN_CURRENCIES = {"USD"}
+
+
 def _check_currency(currency: object) -> str:
+    if currency in _KNOWN_CURRENCIES:
+        return currency  # type: ignore[return-value]
     if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
         raise InvalidAmountError(
             f"currency must be a three-letter ISO 4217 code such as 'USD', got {currency!r}",
             value=currency,
         )
+    if len(_KNOWN_CURRENCIES) < 64:  # bounded: codes come from callers, not from models
+        _KNOWN_CURRENCIES.add(currency)
     return currency
 
 
@@ -158,7 +165,9 @@ class Money:
             if value.currency != currency:
                 raise CurrencyMismatchError(currency, value.currency)
             return value
-        return cls(_check_range(_to_decimal(value), value), currency)
+        if type(value) is str:  # the common case; the pattern bounds sign, size and places
+            return _trusted(_parse_str(value), currency)
+        return _trusted(_check_range(_to_decimal(value), value), currency)
 
     @classmethod
     def from_float(cls, value: float, currency: str = "USD") -> Money:
@@ -217,7 +226,7 @@ class Money:
     @classmethod
     def zero(cls, currency: str = "USD") -> Money:
         """Return zero in ``currency``."""
-        return cls(Decimal(0), currency)
+        return _trusted(_ZERO, _check_currency(currency))
 
     def _same(self, other: object) -> Money:
         if not isinstance(other, Money):
@@ -227,19 +236,22 @@ class Money:
         return other
 
     def __add__(self, other: Money) -> Money:
-        return Money(CONTEXT.add(self.amount, self._same(other).amount), self.currency)
+        total = CONTEXT.add(self.amount, self._same(other).amount)
+        if total >= MAX_AMOUNT:
+            return Money(total, self.currency)  # raises: out of range
+        return _trusted(total, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         """Subtract; the result may not go below zero (use :meth:`minus_floor` for that)."""
         result = CONTEXT.subtract(self.amount, self._same(other).amount)
         if result < 0:
             raise InvalidAmountError(f"{self} - {other} would be negative", value=result)
-        return Money(result, self.currency)
+        return _trusted(result, self.currency)
 
     def minus_floor(self, other: Money) -> Money:
         """Subtract, flooring at zero (what is left can never be negative)."""
         result = CONTEXT.subtract(self.amount, self._same(other).amount)
-        return Money(max(result, Decimal(0)), self.currency)
+        return _trusted(max(result, _ZERO), self.currency)
 
     def __lt__(self, other: Money) -> bool:
         return self.amount < self._same(other).amount
@@ -259,3 +271,16 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.to_wire()} {self.currency}"
+
+
+_ZERO = Decimal(0)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _trusted(amount: Decimal, currency: str) -> Money:
+    """Build a Money from an amount already validated (skips re-validation on hot paths)."""
+    money: Money = _new(Money)
+    _set(money, "amount", amount)
+    _set(money, "currency", currency)
+    return money

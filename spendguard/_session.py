@@ -18,6 +18,7 @@ from spendguard._errors import (
     SessionRequestError,
     SessionUnavailableError,
 )
+from spendguard._ledger import ServerView
 from spendguard._money import CONTEXT, Money
 
 __all__ = ["PaymentSessionClient", "SessionSnapshot", "fetch_session", "parse_session"]
@@ -75,6 +76,8 @@ class SessionSnapshot:
         fetched_at: Local clock reading (epoch seconds) when the response arrived.
         skew: Estimated server clock minus local clock, in seconds, from the ``Date`` header.
         has_date: Whether the skew comes from a ``Date`` header (else it is 0 and unknown).
+        view: What the ledger needs of this reading (server clock, epoch seconds).
+        expires_ts: ``expires_at`` as epoch seconds.
     """
 
     session_id: str
@@ -88,6 +91,8 @@ class SessionSnapshot:
     fetched_at: float
     skew: float
     has_date: bool
+    view: ServerView
+    expires_ts: float
 
     @property
     def last_update(self) -> datetime:
@@ -97,9 +102,7 @@ class SessionSnapshot:
     @property
     def spent(self) -> Decimal | None:
         """Server-side spent total (max - available), None when the max is unknown."""
-        if self.max_spend is None:
-            return None
-        return CONTEXT.subtract(self.max_spend.amount, self.available.amount)
+        return self.view.spent
 
 
 def fetch_session(
@@ -250,6 +253,11 @@ def parse_session(
             field="availableLimits.availableSpendAmount",
             session_id=session_id,
         )
+    available_updated = (
+        None if avail_time is None else _time(avail_time, "availableLimits.updatedAt", session_id)
+    )
+    spent = None if max_spend is None else CONTEXT.subtract(max_spend.amount, available.amount)
+    expires_at = created + timedelta(minutes=minutes)
     return SessionSnapshot(
         session_id=session_id,
         max_spend=max_spend,
@@ -257,11 +265,11 @@ def parse_session(
         reported_available=avail_amount is not None,
         created_at=created,
         updated_at=updated,
-        available_updated_at=None
-        if avail_time is None
-        else _time(avail_time, "availableLimits.updatedAt", session_id),
-        expires_at=created + timedelta(minutes=minutes),
+        available_updated_at=available_updated,
+        expires_at=expires_at,
         fetched_at=fetched_at,
         skew=0.0 if server_date is None else server_date - fetched_at,
         has_date=server_date is not None,
+        view=ServerView(available.amount, spent, (available_updated or updated).timestamp()),
+        expires_ts=expires_at.timestamp(),
     )
