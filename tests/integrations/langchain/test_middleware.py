@@ -12,7 +12,13 @@ from spendguard_langchain import SpendLimitMiddleware
 
 from spendguard import BudgetExceededError, Money
 from spendguard.pricing import from_argument
-from tests.integrations.langchain.conftest import Shop, ToolCallingModel, run_agent, tool_calls
+from tests.integrations.langchain.conftest import (
+    Shop,
+    ShopFactory,
+    ToolCallingModel,
+    run_agent,
+    tool_calls,
+)
 
 PRICES = {"buy_report": from_argument("amount")}
 HOW = ["invoke", "ainvoke"]
@@ -134,3 +140,27 @@ def test_free_tools_pass_untouched(shop: Shop) -> None:
 def test_unknown_exit_behavior_is_rejected(shop: Shop) -> None:
     with pytest.raises(ValueError, match="exit_behavior"):
         SpendLimitMiddleware(shop.guard, PRICES, exit_behavior="stop")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_two_guards_stack_and_a_block_by_either_leaves_nothing_held(
+    make_shop: ShopFactory, how: str
+) -> None:
+    roomy, tight = make_shop("10"), make_shop("5")
+    model = ToolCallingModel(responses=[buy(("ACME", "4")), buy(("BIG", "4")), AIMessage("ok")])
+    agent = create_agent(
+        model,
+        tools=[roomy.buy_report()],
+        middleware=[
+            SpendLimitMiddleware(roomy.guard, PRICES),  # e.g. the user's session
+            SpendLimitMiddleware(tight.guard, PRICES),  # e.g. this agent's session
+        ],
+    )
+
+    messages = run_agent(agent, "buy", how)["messages"]
+
+    assert [m.status for m in tool_messages(messages)] == ["success", "error"]
+    assert roomy.bought == ["ACME"]
+    roomy.assert_books_balance("6")  # the tool paid through the roomy session only
+    tight.guard.refresh()
+    assert tight.guard.snapshot().held == Money.zero()
