@@ -1,0 +1,156 @@
+"""Pricing 402 challenges in the four shapes the AgentCore SDK pays, and refusing the rest."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from spendguard_agentcore import (
+    USDC_ASSETS,
+    ChallengeError,
+    normalize_assets,
+    payment_options,
+)
+
+from spendguard import PricingError
+from spendguard.emulator import x402_challenge
+
+BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+SOLANA_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+ASSETS = normalize_assets(USDC_ASSETS)
+
+
+def prices(request: object) -> list[Decimal]:
+    return [option.price.amount for option in payment_options(request, ASSETS)]
+
+
+def accept(units: object, asset: str = BASE_USDC, key: str = "maxAmountRequired") -> dict[str, Any]:
+    return {"scheme": "exact", "network": "base", "asset": asset, "payTo": "0xabc", key: units}
+
+
+def v1(*accepts: dict[str, Any]) -> dict[str, Any]:
+    return {"x402Version": 1, "accepts": list(accepts)}
+
+
+def v2_header(*accepts: dict[str, Any]) -> str:
+    payload = {"x402Version": 2, "accepts": list(accepts)}
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+def mpp_challenge(amount: object, currency: str = BASE_USDC, intent: str = "charge") -> str:
+    request = {"amount": amount, "currency": currency, "recipient": "0xabc"}
+    encoded = base64.urlsafe_b64encode(json.dumps(request).encode()).decode().rstrip("=")
+    return (
+        f'Payment id="ch-{amount}", realm="api.example.com", method="evm", '
+        f'intent="{intent}", request="{encoded}"'
+    )
+
+
+def test_x402_v1_dict_body() -> None:
+    assert prices({"statusCode": 402, "headers": {}, "body": v1(accept("5000"))}) == [
+        Decimal("0.005")
+    ]
+
+
+def test_x402_v1_json_string_body() -> None:
+    body = json.dumps(v1(accept("250000")))
+    assert prices({"statusCode": 402, "headers": {}, "body": body}) == [Decimal("0.25")]
+
+
+@pytest.mark.parametrize("name", ["Payment-Required", "PAYMENT-REQUIRED", "payment-required"])
+def test_x402_v2_header_in_any_case(name: str) -> None:
+    header = v2_header(accept("1500000", key="amount"))
+    assert prices({"statusCode": 402, "headers": {name: header}, "body": {}}) == [Decimal("1.5")]
+
+
+def test_mpp_www_authenticate_payment_challenges() -> None:
+    headers = {"WWW-Authenticate": [mpp_challenge("10000"), mpp_challenge(20000, SOLANA_USDC)]}
+    assert prices({"statusCode": 402, "headers": headers, "body": {}}) == [
+        Decimal("0.01"),
+        Decimal("0.02"),
+    ]
+
+
+def test_the_emulator_challenges_price_as_asked() -> None:
+    for version in (1, 2):
+        assert prices(x402_challenge("0.37", version=version)) == [Decimal("0.37")]
+
+
+def test_every_option_is_priced_so_the_policy_can_take_the_most_expensive() -> None:
+    headers = {"www-authenticate": mpp_challenge("900000")}
+    body = v1(accept("100000"), accept("300000", asset=SOLANA_USDC))
+    assert sorted(prices({"statusCode": 402, "headers": headers, "body": body})) == [
+        Decimal("0.1"),
+        Decimal("0.3"),
+        Decimal("0.9"),
+    ]
+
+
+def test_evm_assets_match_case_insensitively() -> None:
+    assert prices({"body": v1(accept("1", asset=BASE_USDC.upper().replace("0X", "0x")))}) == [
+        Decimal("0.000001")
+    ]
+
+
+def test_both_v1_and_v2_amount_fields_count_the_higher() -> None:
+    both = {**accept("100"), "amount": "200"}
+    assert prices({"body": v1(both)}) == [Decimal("0.0002")]
+
+
+def test_mpp_challenges_the_sdk_never_pays_are_skipped() -> None:
+    headers = {
+        "WWW-Authenticate": [mpp_challenge("999999999", intent="session"), mpp_challenge("1")]
+    }
+    assert prices({"headers": headers, "body": {"error": "payment required"}}) == [
+        Decimal("0.000001")
+    ]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param({"body": v1(accept("5000", asset="0xdeadbeef"))}, id="unknown x402 asset"),
+        pytest.param(
+            {"headers": {"WWW-Authenticate": mpp_challenge("1", currency="usd")}}, id="unknown mpp"
+        ),
+        pytest.param(
+            {"body": v1(accept("5000"), accept("5000", asset="0xdeadbeef"))},
+            id="one unknown option among known ones",
+        ),
+        pytest.param({"body": v1(accept("-5"))}, id="negative"),
+        pytest.param({"body": v1(accept("0.5"))}, id="fraction of an atomic unit"),
+        pytest.param({"body": v1(accept(5.0))}, id="float"),
+        pytest.param({"body": v1(accept(True))}, id="bool"),
+        pytest.param({"body": v1(accept("١٢"))}, id="non-ASCII digits"),
+        pytest.param({"body": v1(accept("9" * 41))}, id="too many digits"),
+        pytest.param({"body": v1({"asset": BASE_USDC})}, id="no amount"),
+        pytest.param({"body": v1({"maxAmountRequired": "1"})}, id="no asset"),
+        pytest.param({"body": {"x402Version": 1, "accepts": []}}, id="empty accepts"),
+        pytest.param({"body": {"x402Version": 1, "accepts": "all"}}, id="accepts not a list"),
+        pytest.param({"body": v1("not an object")}, id="accept not an object"),  # type: ignore[arg-type]
+        pytest.param({"headers": {"Payment-Required": "%%%"}}, id="v2 header not base64 JSON"),
+        pytest.param({"headers": {"Payment-Required": ""}}, id="v2 header empty"),
+        pytest.param(
+            {"headers": {"Payment-Required": base64.b64encode(b"[1]").decode()}},
+            id="v2 header not an object",
+        ),
+        pytest.param({"body": "not json"}, id="body not JSON, no MPP"),
+        pytest.param({"body": {"error": "pay"}}, id="nothing payable"),
+        pytest.param({"headers": {"WWW-Authenticate": "Bearer realm=x"}}, id="not a Payment auth"),
+        pytest.param("402", id="not a mapping"),
+    ],
+)
+def test_anything_that_cannot_be_priced_blocks(request_: object) -> None:
+    with pytest.raises(ChallengeError) as caught:
+        payment_options(request_, ASSETS)
+    assert isinstance(caught.value, PricingError)
+    assert str(caught.value).startswith("Payment blocked")
+
+
+def test_allowlists_are_validated() -> None:
+    with pytest.raises(ValueError, match="decimals"):
+        normalize_assets({"0xabc": 19})
+    assert normalize_assets({"0xABC": 2}) == {"0xabc": 2}
