@@ -107,7 +107,7 @@ def _default_client() -> PaymentSessionClient:
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=10
+        retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=5, read_timeout=10
     )
     client: PaymentSessionClient = boto3.client("bedrock-agentcore", config=config)
     return client
@@ -208,7 +208,7 @@ class SpendGuard:
     def _fetch(self) -> SessionSnapshot:
         if self._client is None:
             self._client = _default_client()
-        response, fetched_at, date = fetch_session(self._client, self._request, self._clock())
+        response, fetched_at, date = fetch_session(self._client, self._request, self._clock)
         return parse_session(
             response,
             session_id=self.payment_session_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -106,7 +106,7 @@ class SessionSnapshot:
 
 
 def fetch_session(
-    client: PaymentSessionClient, request: Mapping[str, str], now: float
+    client: PaymentSessionClient, request: Mapping[str, str], clock: Callable[[], float]
 ) -> tuple[Mapping[str, Any], float, float | None]:
     """Call GetPaymentSession and translate every failure into a SessionError.
 
@@ -118,7 +118,7 @@ def fetch_session(
         response = client.get_payment_session(**request)
     except Exception as exc:
         raise _translate(exc, session_id) from exc
-    return response, now, _server_date(response)
+    return response, clock(), _server_date(response)
 
 
 def _translate(exc: Exception, session_id: str | None) -> SessionError:
