@@ -48,7 +48,7 @@ _KNOWN_CURRENCIES = {"USD"}
 
 def _check_currency(currency: object) -> str:
     if currency in _KNOWN_CURRENCIES:
-        return currency  # type: ignore[return-value]
+        return currency
     if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
         raise InvalidAmountError(
             f"currency must be a three-letter ISO 4217 code such as 'USD', got {currency!r}",
