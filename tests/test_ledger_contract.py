@@ -101,13 +101,7 @@ def test_a_hold_id_in_use_is_refused(ledger: Ledger) -> None:
 
 
 @pytest.mark.parametrize("amount", ["-1", "-0.000000000000000001"])
-def test_a_negative_hold_is_refused(
-    ledger: Ledger, amount: str, request: pytest.FixtureRequest
-) -> None:
-    if isinstance(ledger, InMemoryLedger):
-        # Reported to the lead; strict, so the fix shows up as XPASS and this line goes.
-        reason = "InMemoryLedger.reserve grants a negative amount and lowers held"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_a_negative_hold_is_refused(ledger: Ledger, amount: str) -> None:
     with pytest.raises(InvalidAmountError):
         ledger.reserve(KEY, "neg", D(amount), view("10"), "external", LEASE, NOW)
     assert figures(ledger)[1] == 0

@@ -1,0 +1,232 @@
+"""RedisLedger beyond the shared contract: exact arithmetic, equivalence with the in-memory
+ledger, keys, failures, many processes, and guards sharing one session."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+from redis_server import RedisServer, redis_binary, redis_server_fixture, redis_url_fixture  # noqa: F401
+
+from spendguard._errors import InvalidAmountError, LedgerUnavailableError
+from spendguard._ledger import InMemoryLedger, ServerView
+from spendguard._redis_ledger import LIBRARY, RedisLedger, from_units, to_units
+
+pytestmark = pytest.mark.redis
+
+KEY = "arn:aws:bedrock-agentcore:us-east-1:123456789012:payment-manager/pm-1/session-1"
+T = 1_800_000_000.0
+D = Decimal
+VIEW = ServerView(D("10"), D("0"), T)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def fresh(url: str, **kwargs: object) -> RedisLedger:
+    return RedisLedger.from_url(url, prefix=f"test-{uuid.uuid4().hex}", **kwargs)  # type: ignore[arg-type]
+
+
+# -- exact arithmetic --------------------------------------------------------------------------
+
+_ARITH = LIBRARY + "return {add(ARGV[1], ARGV[2]), sub(ARGV[1], ARGV[2]), cmp(ARGV[1], ARGV[2])}"
+_EDGES = [0, 1, -1, 10**15 - 1, 10**15, 10**15 + 1, 2**53 + 1, 10**30 - 1, 10**30, -(10**30)]
+_INTS = st.one_of(st.sampled_from(_EDGES), st.integers(-(10**40), 10**40))
+
+
+@FAST
+@given(a=_INTS, b=_INTS)
+def test_lua_arithmetic_is_exact_beyond_doubles(redis_server: RedisServer, a: int, b: int) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    added, subtracted, compared = client.eval(_ARITH, 0, str(a), str(b))
+    assert (added, subtracted) == (str(a + b), str(a - b))  # canonical: no "-0", no "007"
+    assert compared == (a > b) - (a < b)
+
+
+@given(st.decimals(min_value=-(10**13), max_value=10**13, places=18, allow_nan=False))
+def test_units_round_trip_exactly(value: Decimal) -> None:
+    assert from_units(to_units(value, "amount")) == value
+
+
+@pytest.mark.parametrize("bad", [D("0.0000000000000000001"), D("NaN"), D("Infinity"), D("1E-30")])
+def test_amounts_the_ledger_cannot_store_exactly_are_refused(redis_url: str, bad: Decimal) -> None:
+    ledger = fresh(redis_url)
+    with pytest.raises(InvalidAmountError):
+        ledger.reserve(KEY, "a", bad, VIEW, "external", 60, T)
+    with pytest.raises(InvalidAmountError):
+        ledger.reserve(KEY, "a", D(1), ServerView(bad, D(0), T), "external", 60, T)
+    assert ledger.totals(KEY, None, T).available == 0  # nothing was written
+    assert ledger.reserve(KEY, "h", D(1), VIEW, "external", 60, T)[0]
+    with pytest.raises(InvalidAmountError):
+        ledger.commit(KEY, "h", bad, T, T)
+    assert ledger.totals(KEY, None, T).held == 1
+    assert from_units(to_units(D("0.1000000000000000000000"), "x")) == D("0.1")
+
+
+def test_bad_times_settlements_and_ttls_are_refused(redis_url: str) -> None:
+    ledger = fresh(redis_url)
+    with pytest.raises(ValueError, match="finite"):
+        ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, float("nan"))
+    with pytest.raises(ValueError, match="settlement"):
+        ledger.reserve(KEY, "a", D(1), VIEW, "later", 60, T)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="key_ttl"):
+        fresh(redis_url, key_ttl=0)
+
+
+# -- the same answers as the in-memory ledger ------------------------------------------------
+
+_AMOUNTS = st.sampled_from(["0", "0.5", "1", "2.25", "3", "0.000000000000000001", "7"])
+_VIEWS = st.none() | st.builds(
+    lambda avail, spent, at: ServerView(D(avail), None if spent is None else D(spent), T + at),
+    st.sampled_from(["0", "4", "6.5", "9", "10", "12"]),
+    st.none() | st.sampled_from(["-1", "0", "1", "3.5", "5", "9"]),
+    st.integers(0, 8),
+)
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "commit", "release", "totals"]),
+        st.integers(0, 4),  # hold id
+        _AMOUNTS,
+        st.sampled_from(["session", "external"]),
+        _VIEWS,
+        st.integers(0, 12),  # caller's clock (leases are 5 s)
+        st.integers(-2, 10),  # evidence time
+    ),
+    max_size=30,
+)
+
+
+def _apply(ledger: InMemoryLedger | RedisLedger, op: tuple[object, ...]) -> object:
+    name, n, amount, kind, view, now, evidence = op
+    hold_id, now_f = f"h{n}", T + float(now)  # type: ignore[arg-type]
+    try:
+        if name == "reserve":
+            v = view if isinstance(view, ServerView) else VIEW
+            return ledger.reserve(KEY, hold_id, D(amount), v, kind, 5.0, now_f)  # type: ignore[arg-type]
+        if name == "commit":
+            return ledger.commit(KEY, hold_id, D(amount), T + float(evidence), now_f)  # type: ignore[arg-type]
+        if name == "release":
+            return ledger.release(KEY, hold_id, now_f)
+        return ledger.totals(KEY, view, now_f)  # type: ignore[arg-type]
+    except InvalidAmountError:
+        return "invalid"
+
+
+@FAST
+@given(ops=_OPS)
+def test_every_operation_answers_like_the_in_memory_ledger(
+    redis_server: RedisServer, ops: list[tuple[object, ...]]
+) -> None:
+    memory, shared = InMemoryLedger(), fresh(redis_server.url)
+    for op in ops:
+        assert _apply(shared, op) == _apply(memory, op), op
+        assert shared.totals(KEY, None, T) == memory.totals(KEY, None, T)
+
+
+# -- keys, sharing, clients --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [KEY, "odd{key}with}braces{"])
+def test_a_sessions_keys_share_one_hash_slot(redis_url: str, key: str) -> None:
+    ledger = fresh(redis_url)
+    assert ledger.reserve(key, "a", D(1), VIEW, "session", 60, T)[0]
+    assert ledger.reserve(key, "b", D(1), VIEW, "session", 60, T)[0]
+    assert ledger.commit(key, "a", D(1), T, T)
+    names = ledger.keys(key)
+    client = redis.Redis.from_url(redis_url)
+    assert client.exists(*names) == 4
+    assert len({key_slot(name.encode()) for name in names}) == 1
+    assert len({key_slot(n.encode()) for n in fresh(redis_url).keys(key + "x")}) == 1
+
+
+def test_processes_with_different_cached_views_agree(redis_url: str) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    first, second = (RedisLedger.from_url(redis_url, prefix=prefix) for _ in range(2))
+    old, new = ServerView(D(10), D(0), T), ServerView(D(6), D(4), T + 30)
+    assert first.reserve(KEY, "a", D(3), old, "external", 60, T)[0]
+    granted, before = second.reserve(KEY, "b", D(3), new, "external", 60, T)
+    assert (granted, before.available, before.held) == (True, D(6), D(3))
+    granted, before = first.reserve(KEY, "c", D("0.01"), old, "external", 60, T)
+    assert (granted, before.available, before.held) == (False, D(6), D(6))
+    assert second.commit(KEY, "a", D(2), T, T)  # a hold settles from any process
+
+
+def test_a_client_decoding_responses_works_too(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    ledger = RedisLedger(client, prefix=f"test-{uuid.uuid4().hex}", key_ttl=30)
+    granted, before = ledger.reserve(KEY, "a", D("0.5"), VIEW, "external", 60, T)
+    assert (granted, before.held) == (True, 0)
+    assert ledger.totals(KEY, None, T).held == D("0.5")
+    ttls = [client.pttl(name) for name in ledger.keys(KEY)[:3]]
+    assert all(0 < ttl <= 30_000 for ttl in ttls)
+
+
+# -- failing closed ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary())
+    server.start()
+    yield server
+    server.close()
+
+
+def test_redis_down_blocks_with_a_chained_error_and_recovers(own_server: RedisServer) -> None:
+    ledger = RedisLedger.from_url(own_server.url, timeout=0.5)
+    assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
+    own_server.stop()
+    calls = [
+        lambda: ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T),
+        lambda: ledger.commit(KEY, "a", D(1), T, T),
+        lambda: ledger.release(KEY, "a", T),
+        lambda: ledger.totals(KEY, VIEW, T),
+    ]
+    for call in calls:
+        with pytest.raises(LedgerUnavailableError, match="unavailable") as info:
+            call()
+        assert isinstance(info.value.__cause__, redis.ConnectionError)
+    own_server.start()  # same port, empty (no persistence in tests)
+    assert ledger.reserve(KEY, "c", D(1), VIEW, "external", 60, T)[0]
+
+
+def test_a_slow_redis_times_out_into_the_same_error(own_server: RedisServer) -> None:
+    ledger = RedisLedger.from_url(own_server.url, timeout=0.2)
+    admin = redis.Redis.from_url(own_server.url)
+    ledger.totals(KEY, VIEW, T)  # scripts loaded, connection open
+    admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+    try:
+        with pytest.raises(LedgerUnavailableError) as info:
+            ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)
+        assert isinstance(info.value.__cause__, redis.TimeoutError)
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    assert ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T)[0]
+
+
+# -- imports -----------------------------------------------------------------------------------
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_importing_spendguard_does_not_import_redis() -> None:
+    result = _python("import sys, spendguard; print('redis' in sys.modules)")
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_missing_redis_package_names_the_extra() -> None:
+    code = "import sys; sys.modules['redis'] = None; import spendguard.redis_ledger"
+    result = _python(code)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert 'pip install "spendguard[redis]"' in result.stderr
