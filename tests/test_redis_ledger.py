@@ -3,22 +3,29 @@ ledger, keys, failures, many processes, and guards sharing one session."""
 
 from __future__ import annotations
 
+import json
+import random
 import subprocess
 import sys
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis
+from conftest import PaymentSessionFixture
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 from redis_server import RedisServer, redis_binary, redis_server_fixture, redis_url_fixture  # noqa: F401
 
+from spendguard import BudgetExceededError, InMemoryLedger, Ledger, Money, SpendGuard
 from spendguard._errors import InvalidAmountError, LedgerUnavailableError
-from spendguard._ledger import InMemoryLedger, ServerView
+from spendguard._ledger import ServerView
 from spendguard._redis_ledger import LIBRARY, RedisLedger, from_units, to_units
+from spendguard.emulator import x402_payment_input
 
 pytestmark = pytest.mark.redis
 
@@ -210,6 +217,140 @@ def test_a_slow_redis_times_out_into_the_same_error(own_server: RedisServer) -> 
     assert ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T)[0]
 
 
+# -- many processes, one session --------------------------------------------------------------
+
+BUDGET = D(1000)
+
+
+def _charge_worker(url: str, prefix: str, seed: int, charges: int) -> dict[str, str | int]:
+    """One process: ``charges`` random reserve -> commit (80 %) or release (20 %) cycles."""
+    ledger = RedisLedger.from_url(url, prefix=prefix, timeout=10)
+    client = redis.Redis.from_url(url)
+    client.rpush(f"{prefix}:ready", seed)
+    client.blpop([f"{prefix}:go"], timeout=30)
+    rng, view = random.Random(seed), ServerView(BUDGET, D(0), T)
+    committed, granted = D(0), 0
+    for i in range(charges):
+        amount, hold_id = D(rng.randint(1, 200)).scaleb(-2), f"{seed}-{i}"
+        kind = rng.choice(["session", "external"])
+        if not ledger.reserve(KEY, hold_id, amount, view, kind, 600, T)[0]:  # type: ignore[arg-type]
+            continue
+        granted += 1
+        if rng.random() < 0.8:
+            actual = D(rng.randint(0, int(amount * 100))).scaleb(-2)
+            assert ledger.commit(KEY, hold_id, actual, T, T)
+            committed += actual
+        else:
+            assert ledger.release(KEY, hold_id, T)
+    return {"committed": str(committed), "granted": granted}
+
+
+def test_four_processes_never_spend_more_than_the_budget(redis_url: str) -> None:
+    prefix, charges = f"test-{uuid.uuid4().hex}", 1000
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__, redis_url, prefix, str(seed), str(charges)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    client = redis.Redis.from_url(redis_url)
+    for _ in workers:
+        assert client.blpop([f"{prefix}:ready"], timeout=60) is not None
+    client.rpush(f"{prefix}:go", *range(len(workers)))
+    results = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0
+        results.append(json.loads(out))
+    totals = RedisLedger.from_url(redis_url, prefix=prefix).totals(KEY, None, T)
+    committed = sum(D(r["committed"]) for r in results)
+    assert committed == totals.unreflected + totals.external
+    assert committed <= BUDGET
+    assert totals.held == 0
+    assert sum(r["granted"] for r in results) < 4 * charges  # the budget did bind
+
+
+# -- guards sharing one served session ---------------------------------------------------------
+
+NewSession = Callable[..., PaymentSessionFixture]
+
+
+def _guard(s: PaymentSessionFixture, ledger: Ledger) -> SpendGuard:
+    return SpendGuard(
+        s.arn, s.session_id, user_id=s.user_id, client=s.client, ledger=ledger, settlement="session"
+    )
+
+
+def _pay(s: PaymentSessionFixture, amount: str) -> Any:
+    return s.client.process_payment(
+        paymentManagerArn=s.arn,
+        paymentSessionId=s.session_id,
+        userId=s.user_id,
+        paymentInstrumentId=s.instrument_id,
+        paymentType="CRYPTO_X402",
+        paymentInput=x402_payment_input(amount),  # type: ignore[typeddict-item]
+        clientToken=f"{uuid.uuid4()}-spendguard",
+    )
+
+
+def test_two_guards_hold_against_one_shared_budget(
+    redis_url: str, new_payment_session: NewSession
+) -> None:
+    s = new_payment_session("10.00")
+    # Two in-process ledgers cannot see each other: both admit 6.00 of a 10.00 session.
+    apart = [_guard(s, InMemoryLedger()) for _ in range(2)]
+    assert [g.reserve("6.00").state for g in apart] == ["held", "held"]
+    prefix = f"test-{uuid.uuid4().hex}"
+    first, second = (_guard(s, RedisLedger.from_url(redis_url, prefix=prefix)) for _ in range(2))
+    hold = first.reserve("6.00")
+    with pytest.raises(BudgetExceededError) as info:
+        second.reserve("6.00")
+    assert info.value.available == Money.of("4.00")
+    hold.release()
+    assert second.reserve("6.00").state == "held"
+
+
+def test_guards_paying_through_the_session_never_overspend_it(
+    redis_url: str, new_payment_session: NewSession
+) -> None:
+    s = new_payment_session("5.00")
+    prefix = f"test-{uuid.uuid4().hex}"
+    guards = [_guard(s, RedisLedger.from_url(redis_url, prefix=prefix)) for _ in range(2)]
+    paid: list[Decimal] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        rng, guard = random.Random(n), guards[n % 2]
+        barrier.wait()
+        for _ in range(10):
+            price = D(rng.randint(1, 50)).scaleb(-2)
+            try:
+                hold = guard.reserve(price)
+            except BudgetExceededError:
+                refused.append(str(price))
+                continue
+            actual = price if rng.random() < 0.7 else D(rng.randint(1, int(price * 100))).scaleb(-2)
+            receipt = _pay(s, str(actual))  # the server refuses any overspend: ClientError
+            hold.commit(actual, receipt_time=receipt["updatedAt"])
+            paid.append(actual)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused
+    assert s.available() == D("5.00") - sum(paid) >= 0
+    for guard in guards:
+        guard.refresh()
+        snap = guard.snapshot()
+        assert (snap.held, snap.pending_session, snap.external) == (Money.zero(),) * 3
+        assert snap.effective_available == Money.of(s.available() or 0)
+
+
 # -- imports -----------------------------------------------------------------------------------
 
 
@@ -230,3 +371,8 @@ def test_a_missing_redis_package_names_the_extra() -> None:
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert 'pip install "spendguard[redis]"' in result.stderr
+
+
+if __name__ == "__main__":  # a worker process of test_four_processes_never_spend_more_than_...
+    url_arg, prefix_arg, seed_arg, charges_arg = sys.argv[1:]
+    print(json.dumps(_charge_worker(url_arg, prefix_arg, int(seed_arg), int(charges_arg))))
