@@ -151,16 +151,27 @@ def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
 
 
 def test_parallel_calls_in_one_turn_cannot_overspend(guard: SpendGuard) -> None:
-    ran: list[str] = []
-    spend = SpendGuardToolGuardrails(guard, PRICING)
-    calls = [function_call("buy_report", {"topic": f"t{i}"}, call_id=f"c{i}") for i in range(3)]
+    spend = SpendGuardToolGuardrails(guard, Pricing({"slow_report": "0.40"}))
+    in_flight: list[str] = []
+    both_running = asyncio.Event()
+
+    @function_tool(**spend.tool_options())
+    async def slow_report(topic: str) -> str:
+        """A paid tool that waits until another paid call is in flight too."""
+        in_flight.append(topic)
+        if len(in_flight) == 2:
+            both_running.set()
+        await asyncio.wait_for(both_running.wait(), timeout=5)
+        return f"report on {topic}"
+
+    calls = [function_call("slow_report", {"topic": f"t{i}"}, call_id=f"c{i}") for i in range(3)]
     model = ScriptedModel([calls, [assistant_message("done")]])
 
-    run(make_agent(spend, model, ran))
+    run(Agent(name="buyer", model=model, tools=[slow_report]))
 
     seen = model_saw(model)
     assert sum("Payment blocked" in text for text in seen.values()) == 1
-    assert len(ran) == 2
+    assert len(in_flight) == 2  # ran together, the third was refused while they were held
     snap = guard.snapshot()
     assert snap.external.amount == Decimal("0.80")
     assert snap.effective_available.amount == Decimal("0.20")
