@@ -20,6 +20,7 @@ from agents import (
     function_tool,
     tool_input_guardrail,
 )
+from agents.exceptions import UserError
 from agents.testing import ScriptedModel, assistant_message, function_call
 from spendguard_openai_agents import SpendGuardToolGuardrails
 
@@ -213,3 +214,22 @@ def test_missing_sdk_raises_import_error_with_install_hint(
     monkeypatch.delitem(sys.modules, "spendguard_openai_agents")
     with pytest.raises(ImportError, match=r'pip install "spendguard\[openai-agents\]"'):
         importlib.import_module("spendguard_openai_agents")
+
+
+def test_without_a_formatter_the_error_fails_the_run_and_the_hold_is_released(
+    guard: SpendGuard,
+) -> None:
+    spend = SpendGuardToolGuardrails(guard, Pricing({"failing": "0.40"}))
+
+    @function_tool(**spend.tool_options(failure_error_function=None))
+    def failing(topic: str) -> str:
+        """A paid tool whose upstream fails."""
+        raise RuntimeError("upstream is down")
+
+    model = ScriptedModel([[function_call("failing", {"topic": "x"}, call_id="c1")]])
+    with pytest.raises(UserError, match="upstream is down"):  # the SDK wraps tool errors
+        run(Agent(name="buyer", model=model, tools=[failing]))
+
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
+    assert spend.open_holds == {}
