@@ -168,7 +168,7 @@ def test_a_client_decoding_responses_works_too(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     ledger = RedisLedger(client, prefix=f"test-{uuid.uuid4().hex}", key_ttl=30)
     granted, before = ledger.reserve(KEY, "a", D("0.5"), VIEW, "external", 60, T)
-    assert (granted, before.held) == (True, 0)
+    assert (granted, before.held) == (True, D(0))
     assert ledger.totals(KEY, None, T).held == D("0.5")
     ttls = [client.pttl(name) for name in ledger.keys(KEY)[:3]]
     assert all(0 < ttl <= 30_000 for ttl in ttls)
@@ -189,7 +189,7 @@ def test_redis_down_blocks_with_a_chained_error_and_recovers(own_server: RedisSe
     ledger = RedisLedger.from_url(own_server.url, timeout=0.5)
     assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
     own_server.stop()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T),
         lambda: ledger.commit(KEY, "a", D(1), T, T),
         lambda: ledger.release(KEY, "a", T),
@@ -207,13 +207,13 @@ def test_a_slow_redis_times_out_into_the_same_error(own_server: RedisServer) -> 
     ledger = RedisLedger.from_url(own_server.url, timeout=0.2)
     admin = redis.Redis.from_url(own_server.url)
     ledger.totals(KEY, VIEW, T)  # scripts loaded, connection open
-    admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+    admin.client_pause(5000, all=False)  # writes (and scripts) wait
     try:
         with pytest.raises(LedgerUnavailableError) as info:
             ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)
         assert isinstance(info.value.__cause__, redis.TimeoutError)
     finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.client_unpause()
     assert ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T)[0]
 
 
@@ -290,7 +290,7 @@ def _pay(s: PaymentSessionFixture, amount: str) -> Any:
         userId=s.user_id,
         paymentInstrumentId=s.instrument_id,
         paymentType="CRYPTO_X402",
-        paymentInput=x402_payment_input(amount),  # type: ignore[typeddict-item]
+        paymentInput=x402_payment_input(amount),  # type: ignore[arg-type]
         clientToken=f"{uuid.uuid4()}-spendguard",
     )
 
@@ -358,6 +358,18 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_a_missing_redis_server_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install -y redis-server"):
+        redis_binary()
 
 
 def test_importing_spendguard_does_not_import_redis() -> None:
