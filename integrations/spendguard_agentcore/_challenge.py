@@ -165,7 +165,7 @@ def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | No
     if isinstance(body, str | bytes):
         try:
             body = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # not JSON: the SDK cannot read an x402 challenge from it either
     if not isinstance(body, Mapping) or not ("x402Version" in body or "accepts" in body):
         return None  # no x402 challenge (an MPP 402 carries its own body)
@@ -174,10 +174,10 @@ def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | No
 
 def _decode_v2_header(value: object) -> Mapping[str, object]:
     if not isinstance(value, str | bytes) or not value:
-        raise ChallengeError("the Payment-Required header is empty")
+        raise ChallengeError("the Payment-Required header is empty or not a string")
     try:
         payload = json.loads(base64.b64decode(value))  # as lenient as the SDK, for parity
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise ChallengeError("the Payment-Required header is not base64 JSON") from exc
     if not isinstance(payload, Mapping):
         raise ChallengeError("the Payment-Required header is not a JSON object")

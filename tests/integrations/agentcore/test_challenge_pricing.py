@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from spendguard_agentcore import (
     USDC_ASSETS,
     ChallengeError,
@@ -141,6 +143,11 @@ def test_mpp_challenges_the_sdk_never_pays_are_skipped() -> None:
         pytest.param({"body": {"error": "pay"}}, id="nothing payable"),
         pytest.param({"headers": {"WWW-Authenticate": "Bearer realm=x"}}, id="not a Payment auth"),
         pytest.param("402", id="not a mapping"),
+        pytest.param({"body": "[" * 100_000 + "]" * 100_000}, id="JSON nested too deep"),
+        pytest.param(
+            {"headers": {"Payment-Required": base64.b64encode(b"[" * 100_000).decode()}},
+            id="v2 header nested too deep",
+        ),
     ],
 )
 def test_anything_that_cannot_be_priced_blocks(request_: object) -> None:
@@ -148,6 +155,25 @@ def test_anything_that_cannot_be_priced_blocks(request_: object) -> None:
         payment_options(request_, ASSETS)
     assert isinstance(caught.value, PricingError)
     assert str(caught.value).startswith("Payment blocked")
+
+
+@given(
+    v1_units=st.lists(st.integers(0, 10**17), max_size=3),
+    v2_units=st.lists(st.integers(0, 10**17), max_size=3),
+    mpp_units=st.lists(st.integers(0, 10**17), max_size=3),
+)
+def test_the_highest_option_in_any_mix_is_exactly_its_units_over_a_million(
+    v1_units: list[int], v2_units: list[int], mpp_units: list[int]
+) -> None:
+    assume(v1_units or v2_units or mpp_units)
+    headers: dict[str, Any] = {"WWW-Authenticate": [mpp_challenge(str(u)) for u in mpp_units]}
+    if v2_units:
+        headers["payment-required"] = v2_header(*(accept(str(u), key="amount") for u in v2_units))
+    body = v1(*(accept(u) for u in v1_units)) if v1_units and not v2_units else {}
+    expected = [*mpp_units, *(v2_units or v1_units)]
+    assert max(prices({"statusCode": 402, "headers": headers, "body": body})) == Decimal(
+        max(expected)
+    ).scaleb(-6)
 
 
 def test_allowlists_are_validated() -> None:
