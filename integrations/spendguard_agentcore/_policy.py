@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from spendguard import Money, Settlement, SpendGuard, SpendGuardError
@@ -20,6 +21,7 @@ __all__ = ["SpendGuardPreSignPolicy"]
 logger = logging.getLogger("spendguard_agentcore")
 
 _POLICY = "pre_sign_policy"
+_KEEP_SIGNED = 1000
 
 
 class SpendGuardPreSignPolicy:
@@ -63,11 +65,11 @@ class SpendGuardPreSignPolicy:
         self._settlement: Settlement = settlement
         self._on_blocked = on_blocked
         self._lock = threading.Lock()
-        self._signed: list[Money] = []
+        self._signed: deque[Money] = deque(maxlen=_KEEP_SIGNED)
 
     @property
     def signed(self) -> list[Money]:
-        """The amounts this policy allowed and charged, oldest first (a copy)."""
+        """The last 1,000 amounts this policy allowed and charged, oldest first (a copy)."""
         with self._lock:
             return list(self._signed)
 
