@@ -277,10 +277,9 @@ def to_units(value: Decimal, what: str) -> str:
         raise InvalidAmountError(f"{what} must be a finite Decimal, got {value!r}", value=value)
     try:
         scaled = value.scaleb(DECIMALS, CONTEXT)
-        exact = scaled == scaled.to_integral_value(context=CONTEXT)
-    except DecimalException:
-        exact = False
-    if not exact:
+    except DecimalException as exc:
+        raise InvalidAmountError(f"{what} {value} is out of range", value=value) from exc
+    if scaled != scaled.to_integral_value(context=CONTEXT):
         raise InvalidAmountError(
             f"{what} {value} has more than {DECIMALS} decimal places; the Redis ledger stores "
             f"amounts exactly in units of 10**-{DECIMALS} and never rounds",
