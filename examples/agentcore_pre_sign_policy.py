@@ -21,10 +21,10 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
-from spendguard_agentcore import SpendGuardPreSignPolicy
 
 from spendguard import SpendGuard
 from spendguard.emulator import ENDPOINT_ENV_VAR, PaymentsEmulator, x402_challenge
+from spendguard_agentcore import SpendGuardPreSignPolicy
 
 
 class ScriptedModel(FakeMessagesListChatModel):

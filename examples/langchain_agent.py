@@ -16,11 +16,11 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
-from spendguard_langchain import SpendGuardCallbackHandler, SpendLimitMiddleware
 
 from spendguard import BudgetExceededError, SpendGuard
 from spendguard.emulator import PaymentsEmulator, x402_payment_input
 from spendguard.pricing import from_argument
+from spendguard_langchain import SpendGuardCallbackHandler, SpendLimitMiddleware
 
 
 class ScriptedModel(FakeMessagesListChatModel):

@@ -14,11 +14,11 @@ import asyncio
 
 from agents import Agent, RunConfig, Runner, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
-from spendguard_openai_agents import SpendGuardToolGuardrails
 
 from spendguard import SpendGuard
 from spendguard.emulator import PaymentsEmulator, x402_payment_input
 from spendguard.pricing import Pricing, from_argument
+from spendguard_openai_agents import SpendGuardToolGuardrails
 
 
 async def main() -> None:

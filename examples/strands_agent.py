@@ -14,13 +14,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from spendguard_strands import SpendGuardHooks
 from strands import Agent, tool
 from strands.models import Model
 
 from spendguard import SpendGuard
 from spendguard.emulator import PaymentsEmulator, x402_payment_input
 from spendguard.pricing import Pricing, from_argument
+from spendguard_strands import SpendGuardHooks
 
 
 class ScriptedModel(Model):

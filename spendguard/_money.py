@@ -221,7 +221,14 @@ class Money:
         count = int(units)
         if count < 0 or count >= MAX_AMOUNT * 10**decimals:
             raise InvalidAmountError(f"atomic units out of range: {units!r}", value=units)
-        return cls.of(Decimal(count).scaleb(-decimals, CONTEXT), currency)
+        scaled = Decimal(count).scaleb(-decimals, CONTEXT)
+        # 5000 units of 6 places is 0.005, not 0.005000; integers keep their plain form.
+        return cls.of(
+            scaled.normalize(CONTEXT)
+            if CONTEXT.remainder(scaled, 1)
+            else scaled.to_integral_value(),
+            currency,
+        )
 
     @classmethod
     def zero(cls, currency: str = "USD") -> Money:

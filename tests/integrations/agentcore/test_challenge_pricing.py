@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from spendguard import PricingError
+from spendguard.emulator import x402_challenge
 from spendguard_agentcore import (
     USDC_ASSETS,
     ChallengeError,
     normalize_assets,
     payment_options,
 )
-
-from spendguard import PricingError
-from spendguard.emulator import x402_challenge
 
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
 SOLANA_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"

@@ -18,10 +18,10 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
-from spendguard_agentcore import SpendGuardPreSignPolicy
 
 from spendguard import BudgetExceededError, Money, SpendGuard
 from spendguard.emulator import x402_accept, x402_challenge
+from spendguard_agentcore import SpendGuardPreSignPolicy
 
 SOLANA_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 

@@ -10,10 +10,10 @@ from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
-from spendguard_langchain import SpendGuardCallbackHandler
 
 from spendguard import BudgetExceededError, Money, PricingError
 from spendguard.pricing import from_argument
+from spendguard_langchain import SpendGuardCallbackHandler
 from tests.integrations.langchain.conftest import (
     Shop,
     ShopFactory,

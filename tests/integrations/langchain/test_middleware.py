@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from spendguard_langchain import SpendLimitMiddleware
 
 from spendguard import BudgetExceededError, Money
 from spendguard.pricing import from_argument
+from spendguard_langchain import SpendLimitMiddleware
 from tests.integrations.langchain.conftest import (
     Shop,
     ShopFactory,

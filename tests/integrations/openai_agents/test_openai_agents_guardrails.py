@@ -22,10 +22,10 @@ from agents import (
 )
 from agents.exceptions import UserError
 from agents.testing import ScriptedModel, assistant_message, function_call
-from spendguard_openai_agents import SpendGuardToolGuardrails
 
 from spendguard import SpendGuard
 from spendguard.pricing import Blocked, Pricing, from_argument
+from spendguard_openai_agents import SpendGuardToolGuardrails
 
 PRICING = Pricing({"buy_report": "0.40", "pay": from_argument("amount")})
 

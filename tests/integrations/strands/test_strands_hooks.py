@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from spendguard_strands import SpendGuardHooks
 from strands import Agent, tool
 from strands.hooks import (
     AfterToolCallEvent,
@@ -24,6 +23,7 @@ from strands.tools.executors import ConcurrentToolExecutor
 
 from spendguard import SpendGuard
 from spendguard.pricing import Pricing, from_argument
+from spendguard_strands import SpendGuardHooks
 
 Call = tuple[str, str, dict[str, Any]]  # toolUseId, tool name, input
 
