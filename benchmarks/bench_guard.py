@@ -64,8 +64,13 @@ def floor() -> Callable[[], object]:
 
 def hot_path(emulator: PaymentsEmulator) -> None:
     session = emulator.create_session(budget="1000000", user_id="bench")
-    guard = SpendGuard(session.payment_manager_arn, session.payment_session_id,
-                       user_id="bench", client=emulator.client(), settlement="external")
+    guard = SpendGuard(
+        session.payment_manager_arn,
+        session.payment_session_id,
+        user_id="bench",
+        client=emulator.client(),
+        settlement="external",
+    )
     guard.check("0.005")  # warm the cache
 
     def reserve_commit() -> None:
@@ -93,21 +98,25 @@ def hot_path(emulator: PaymentsEmulator) -> None:
 def window_calls(emulator: PaymentsEmulator) -> None:
     session = emulator.create_session(budget="100", user_id="bench")
     counter = CountingClient(emulator.client())
-    guard = SpendGuard(session.payment_manager_arn, session.payment_session_id,
-                       user_id="bench", client=counter)
+    guard = SpendGuard(
+        session.payment_manager_arn, session.payment_session_id, user_id="bench", client=counter
+    )
     start = time.perf_counter()
     for _ in range(10_000):
         guard.check("0.01")
     elapsed = time.perf_counter() - start
-    print(f"10,000 checks in one window      {counter.calls:9d} GetPaymentSession call(s)"
-          f"   ({elapsed * 1000:.0f} ms total)")
+    print(
+        f"10,000 checks in one window      {counter.calls:9d} GetPaymentSession call(s)"
+        f"   ({elapsed * 1000:.0f} ms total)"
+    )
 
 
 def stampede(emulator: PaymentsEmulator) -> None:
     session = emulator.create_session(budget="100", user_id="bench")
     counter = CountingClient(emulator.client())
-    guard = SpendGuard(session.payment_manager_arn, session.payment_session_id,
-                       user_id="bench", client=counter)
+    guard = SpendGuard(
+        session.payment_manager_arn, session.payment_session_id, user_id="bench", client=counter
+    )
     barrier = threading.Barrier(64)
 
     def work() -> None:
@@ -125,8 +134,11 @@ def stampede(emulator: PaymentsEmulator) -> None:
 def fetch_latency(emulator: PaymentsEmulator) -> None:
     session = emulator.create_session(budget="100", user_id="bench")
     client = emulator.client()
-    args = {"paymentManagerArn": session.payment_manager_arn,
-            "paymentSessionId": session.payment_session_id, "userId": "bench"}
+    args = {
+        "paymentManagerArn": session.payment_manager_arn,
+        "paymentSessionId": session.payment_session_id,
+        "userId": "bench",
+    }
     client.get_payment_session(**args)
     per_call = median_ns(lambda: client.get_payment_session(**args), loops=200)
     print(f"GetPaymentSession via emulator   {per_call / 1e6:9.2f} ms (keep-alive, boto3)")
