@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from spendguard._cache import Freshness, SessionCache
-from spendguard._errors import BudgetExceededError, SessionExpiredError
+from spendguard._errors import BudgetExceededError, LedgerUnavailableError, SessionExpiredError
 from spendguard._hold import Hold
 from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
 from spendguard._money import Amount, Money, _trusted
@@ -183,6 +183,7 @@ class SpendGuard:
             self._request["agentName"] = agent_name
         self._client = client
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
+        self._local_ledger = isinstance(self._ledger, InMemoryLedger)
         self._settlement: Settlement = settlement
         self._clock = clock or _wall_clock
         self._freshness = freshness or Freshness()
@@ -220,6 +221,13 @@ class SpendGuard:
     def _session(self) -> SessionSnapshot:
         return self._cache.get_or_fill(self._fetch)
 
+    async def _offload(self, fn: Callable[..., R], *args: Any) -> R:
+        # The in-memory ledger answers in microseconds; a shared ledger is a network round
+        # trip, which must not stall the event loop.
+        if self._local_ledger:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
     async def _asession(self) -> SessionSnapshot:
         cached = self._cache.get()
         if cached is not None:
@@ -236,6 +244,18 @@ class SpendGuard:
         """
         self._cache.put(self._fetch())
 
+    def _totals(self, snap: SessionSnapshot, now: float) -> LedgerTotals:
+        try:
+            return self._ledger.totals(self._key, snap.view, now)
+        except LedgerUnavailableError as exc:
+            self._tag(exc)
+            raise
+
+    def _tag(self, exc: LedgerUnavailableError) -> None:
+        # The ledger knows only its key; callers want the session id on every error.
+        if exc.session_id is None:
+            exc.session_id = self.payment_session_id
+
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
         return now + snap.skew >= snap.expires_ts - self._freshness.expiry_margin
 
@@ -246,7 +266,7 @@ class SpendGuard:
         sid = self.payment_session_id
         if self._expired(snap, now):
             return Decision(False, money, Money.zero(self._currency), sid, snap.expires_at)
-        totals = self._ledger.totals(self._key, snap.view, now)
+        totals = self._totals(snap, now)
         available = _trusted(totals.effective, self._currency)
         return Decision(money <= available, money, available, sid)
 
@@ -269,7 +289,7 @@ class SpendGuard:
     async def acheck(self, amount: Amount) -> Decision:
         """Async :meth:`check`; the session is read in a worker thread when stale."""
         money = Money.of(amount, self._currency)
-        return self._decide(await self._asession(), money)
+        return await self._offload(self._decide, await self._asession(), money)
 
     # -- holds ---------------------------------------------------------------------------
 
@@ -279,9 +299,13 @@ class SpendGuard:
         if self._expired(snap, now):
             raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
         hold_id = f"{self._token}-{next(self._ids)}"
-        granted, totals = self._ledger.reserve(
-            self._key, hold_id, money.amount, snap.view, kind, self._lease, now
-        )
+        try:
+            granted, totals = self._ledger.reserve(
+                self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+            )
+        except LedgerUnavailableError as exc:
+            self._tag(exc)
+            raise
         if not granted:
             available = _trusted(totals.effective, self._currency)
             raise BudgetExceededError(money, available, session_id=self.payment_session_id)
@@ -317,16 +341,19 @@ class SpendGuard:
         return _Reservation(self._areserve(money, settlement))
 
     async def _areserve(self, money: Money, settlement: Settlement | None) -> Hold:
-        return self._hold(await self._asession(), money, settlement)
+        return await self._offload(self._hold, await self._asession(), money, settlement)
 
     def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
         now = self._clock()
-        if charge is None:
-            found = self._ledger.release(self._key, hold.id, now)
-        else:
-            found = self._ledger.commit(
-                self._key, hold.id, charge.amount, self._evidence_time(now, receipt), now
-            )
+        try:
+            if charge is None:
+                found = self._ledger.release(self._key, hold.id, now)
+            else:
+                evidence = self._evidence_time(now, receipt)
+                found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
+        except LedgerUnavailableError as exc:
+            self._tag(exc)
+            raise
         if not found:
             _log.warning(
                 "hold %s of session %s had lapsed; its full amount %s stays deducted",
@@ -356,11 +383,11 @@ class SpendGuard:
 
     async def asnapshot(self) -> GuardSnapshot:
         """Async :meth:`snapshot`."""
-        return self._report(await self._asession())
+        return await self._offload(self._report, await self._asession())
 
     def _report(self, snap: SessionSnapshot) -> GuardSnapshot:
         now = self._clock()
-        totals: LedgerTotals = self._ledger.totals(self._key, snap.view, now)
+        totals = self._totals(snap, now)
         expired = self._expired(snap, now)
 
         def money(value: Any) -> Money:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import datetime
 from types import TracebackType
@@ -85,6 +86,18 @@ class Hold:
             self._guard._settle(self, None, None)
             self._state = "released"
 
+    async def acommit(
+        self, actual: Amount | None = None, *, receipt_time: datetime | None = None
+    ) -> None:
+        """Async :meth:`commit`: a shared ledger's round trip runs in a worker thread."""
+        await self._guard._offload(
+            functools.partial(self.commit, actual, receipt_time=receipt_time)
+        )
+
+    async def arelease(self) -> None:
+        """Async :meth:`release`: a shared ledger's round trip runs in a worker thread."""
+        await self._guard._offload(self.release)
+
     def _exit(self, failed: bool) -> None:
         if failed:
             self.release()
@@ -111,7 +124,10 @@ class Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc_type is not None)
+        if exc_type is not None:
+            await self.arelease()
+        elif self._state == "held":
+            await self.acommit()
 
     def __repr__(self) -> str:
         return f"Hold(id={self.id!r}, amount={self.amount}, state={self._state!r})"

@@ -1,0 +1,72 @@
+"""The guard on a Redis ledger: async paths, and failures that name the session."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from conftest import PaymentSessionFixture
+from redis_server import (  # noqa: F401 - fixtures
+    RedisServer,
+    redis_binary,
+    redis_server_fixture,
+    redis_url_fixture,
+)
+
+from spendguard import LedgerUnavailableError, Money, SpendGuard
+from spendguard.redis_ledger import RedisLedger
+
+
+def guard_on(s: PaymentSessionFixture, url: str) -> SpendGuard:
+    ledger = RedisLedger.from_url(url, prefix=f"t-{uuid.uuid4().hex}")
+    return SpendGuard(s.arn, s.session_id, user_id=s.user_id, client=s.client, ledger=ledger)
+
+
+def test_async_holds_on_a_shared_ledger(
+    payment_session: PaymentSessionFixture, redis_url: str
+) -> None:
+    guard = guard_on(payment_session, redis_url)
+
+    async def main() -> None:
+        async with guard.areserve("4.00") as first:
+            assert (await guard.asnapshot()).held == Money.of("4.00")
+        assert first.state == "committed"
+        second = await guard.areserve("5.00")
+        await second.arelease()
+        third = await guard.areserve("5.00")
+        await third.acommit("2.50")
+        assert not (await guard.acheck("3.51")).allowed
+        assert (await guard.acheck("3.50")).allowed
+
+    asyncio.run(main())
+    snap = guard.snapshot()
+    assert snap.held == Money.zero()
+    assert snap.effective_available == Money.of("3.50")
+
+
+@pytest.fixture
+def lone_server() -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary())
+    server.start()
+    yield server
+    server.close()
+
+
+def test_ledger_failure_names_the_session_and_recovers(
+    payment_session: PaymentSessionFixture, lone_server: RedisServer
+) -> None:
+    guard = guard_on(payment_session, lone_server.url)
+    hold = guard.reserve("1.00")
+    lone_server.stop()
+    with pytest.raises(LedgerUnavailableError) as info:
+        guard.reserve("1.00")
+    assert info.value.session_id == payment_session.session_id
+    assert info.value.__cause__ is not None
+    with pytest.raises(LedgerUnavailableError):
+        hold.commit()
+    assert hold.state == "held"
+    lone_server.start()  # a fresh server without persistence: the guard simply works again
+    guard.reserve("1.00").commit()
+    assert guard.snapshot().external == Money.of("1.00")
