@@ -22,10 +22,11 @@ from spendguard._errors import (
     SessionUnavailableError,
     SpendGuardError,
 )
-from spendguard._guard import Decision, GuardSnapshot, SpendGuard
+from spendguard._guard import SpendGuard
 from spendguard._hold import Hold
 from spendguard._ledger import InMemoryLedger, Ledger, Settlement
 from spendguard._money import Money
+from spendguard._report import Decision, GuardSnapshot
 
 __all__ = [
     "BudgetExceededError",

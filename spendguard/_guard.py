@@ -7,17 +7,16 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from spendguard._cache import Freshness, SessionCache
 from spendguard._errors import BudgetExceededError, LedgerUnavailableError, SessionExpiredError
-from spendguard._hold import Hold
+from spendguard._hold import Hold, Reservation
 from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
 from spendguard._money import Amount, Money, _trusted
+from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
@@ -26,71 +25,6 @@ _log = logging.getLogger("spendguard")
 P = ParamSpec("P")
 R = TypeVar("R")
 _SETTLEMENTS = ("session", "external")
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer of :meth:`SpendGuard.check`.
-
-    Attributes:
-        allowed: Whether the charge fits now.
-        requested: The amount asked about.
-        available: What was effectively available.
-        session_id: The payment session.
-        expired_at: When the session expired, if that is why the charge does not fit.
-    """
-
-    allowed: bool
-    requested: Money
-    available: Money
-    session_id: str
-    expired_at: datetime | None = None
-
-    @property
-    def reason(self) -> str:
-        """A sentence for a person or a model."""
-        if self.expired_at is not None:
-            return str(SessionExpiredError(self.expired_at, session_id=self.session_id))
-        if self.allowed:
-            return f"{self.requested} fits in {self.available} available"
-        error = BudgetExceededError(self.requested, self.available, session_id=self.session_id)
-        return str(error)
-
-
-@dataclass(frozen=True, slots=True)
-class GuardSnapshot:
-    """Everything the guard knows about the session's budget, at one moment.
-
-    Attributes:
-        session_id: The payment session.
-        max_spend: The session's limit, None if the service sent none.
-        server_available: What the server says is available.
-        held: Held for calls in flight.
-        committed_unreflected: Committed locally and not (yet) reflected by the server:
-            ``pending_session`` plus ``external``.
-        pending_session: Session charges awaiting evidence that the server absorbed them.
-        external: Charges settled elsewhere (and lapsed holds), deducted for the session's life.
-        effective_available: What a new charge may use.
-        expires_at: Session expiry, UTC.
-        expired: Whether charges are refused for expiry (inside the safety margin).
-        updated_at: The server's last update of the available amount, UTC.
-        fetched_at: When the session was read, UTC.
-        fresh_until: When the cached reading goes stale, UTC.
-    """
-
-    session_id: str
-    max_spend: Money | None
-    server_available: Money
-    held: Money
-    committed_unreflected: Money
-    pending_session: Money
-    external: Money
-    effective_available: Money
-    expires_at: datetime
-    expired: bool
-    updated_at: datetime
-    fetched_at: datetime
-    fresh_until: datetime
 
 
 def _wall_clock() -> float:
@@ -331,14 +265,14 @@ class SpendGuard:
         money = Money.of(amount, self._currency)
         return self._hold(self._session(), money, settlement)
 
-    def areserve(self, amount: Amount, *, settlement: Settlement | None = None) -> _Reservation:
+    def areserve(self, amount: Amount, *, settlement: Settlement | None = None) -> Reservation:
         """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
 
         Raises:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
-        return _Reservation(self._areserve(money, settlement))
+        return Reservation(self._areserve(money, settlement))
 
     async def _areserve(self, money: Money, settlement: Settlement | None) -> Hold:
         return await self._offload(self._hold, await self._asession(), money, settlement)
@@ -443,29 +377,3 @@ def _check_settlement(value: object) -> Settlement:
     if value not in _SETTLEMENTS:
         raise ValueError(f"settlement must be 'session' or 'external', got {value!r}")
     return value  # type: ignore[return-value]
-
-
-class _Reservation(Awaitable[Hold]):
-    """What :meth:`SpendGuard.areserve` returns: awaitable, and an async context manager."""
-
-    __slots__ = ("_coro", "_hold")
-
-    def __init__(self, coro: Awaitable[Hold]) -> None:
-        self._coro = coro
-        self._hold: Hold | None = None
-
-    def __await__(self) -> Generator[Any, None, Hold]:
-        return self._coro.__await__()
-
-    async def __aenter__(self) -> Hold:
-        self._hold = await self._coro
-        return self._hold
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._hold is not None:
-            await self._hold.__aexit__(exc_type, exc, tb)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Awaitable, Generator
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from spendguard._errors import HoldStateError
 from spendguard._money import Amount, Money
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from spendguard._guard import SpendGuard
     from spendguard._ledger import Settlement
 
-__all__ = ["Hold", "HoldState"]
+__all__ = ["Hold", "HoldState", "Reservation"]
 
 HoldState = Literal["held", "committed", "released"]
 
@@ -131,3 +132,29 @@ class Hold:
 
     def __repr__(self) -> str:
         return f"Hold(id={self.id!r}, amount={self.amount}, state={self._state!r})"
+
+
+class Reservation(Awaitable[Hold]):
+    """What :meth:`SpendGuard.areserve` returns: awaitable, and an async context manager."""
+
+    __slots__ = ("_coro", "_hold")
+
+    def __init__(self, coro: Awaitable[Hold]) -> None:
+        self._coro = coro
+        self._hold: Hold | None = None
+
+    def __await__(self) -> Generator[Any, None, Hold]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> Hold:
+        self._hold = await self._coro
+        return self._hold
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._hold is not None:
+            await self._hold.__aexit__(exc_type, exc, tb)
