@@ -18,7 +18,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from spendguard import SpendGuard
+from spendguard import Money, SpendGuard
 from spendguard.emulator import PaymentsEmulator
 
 ROUNDS = 7
@@ -73,8 +73,13 @@ def hot_path(emulator: PaymentsEmulator) -> None:
     )
     guard.check("0.005")  # warm the cache
 
+    price = Money.of("0.005")
+
     def reserve_commit() -> None:
         guard.reserve("0.005").commit()
+
+    def reserve_commit_parsed() -> None:
+        guard.reserve(price).commit()
 
     @guard.charges("0.000001")
     def guarded() -> None:
@@ -86,11 +91,13 @@ def hot_path(emulator: PaymentsEmulator) -> None:
     base = median_ns(floor())
     check = median_ns(lambda: guard.check("0.005"))
     cycle = median_ns(reserve_commit)
+    parsed = median_ns(reserve_commit_parsed)
     deco = median_ns(guarded)
     bare = median_ns(plain)
     print(f"floor (lock + Decimal compare)   {base:9.0f} ns")
     print(f"warm check                       {check:9.0f} ns   {check / base:5.1f}x floor")
     print(f"reserve -> commit                {cycle:9.0f} ns   {cycle / base:5.1f}x floor")
+    print(f"reserve -> commit (Money given)  {parsed:9.0f} ns   {parsed / base:5.1f}x floor")
     extra = deco - bare
     print(f"decorated no-op call             {deco:9.0f} ns   (+{extra:.0f} ns over a bare call)")
 
