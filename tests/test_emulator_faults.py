@@ -107,7 +107,7 @@ def test_drop_after_processing_loses_the_reply_but_keeps_the_payment(
             paymentType="CRYPTO_X402",
             paymentInput=x402_payment_input("1.50"),  # type: ignore[arg-type]
         )
-    assert str(payment_session.available()) == "8.500000"
+    assert str(payment_session.available()) == "8.50"
 
 
 def test_wildcard_fault_and_clear(

@@ -19,7 +19,14 @@ from spendguard.emulator._faults import Faults
 from spendguard.emulator._handlers import Env
 from spendguard.emulator._pricing import USDC_DECIMALS, parse_amount
 from spendguard.emulator._server import EmulatorServer
-from spendguard.emulator._state import CONTEXT, InstrumentRecord, SessionRecord, Store, new_id
+from spendguard.emulator._state import (
+    CONTEXT,
+    InstrumentRecord,
+    SessionRecord,
+    Store,
+    new_id,
+    to_wire,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -129,13 +136,17 @@ class PaymentsEmulator:
             self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Bind and serve in the calling thread until interrupted (the CLI uses this)."""
-        self._server = EmulatorServer((self._host, self._port), self._app)
-        try:
-            self._server.serve_forever()
-        finally:
-            self.stop()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until :meth:`stop` is called (or ``timeout`` passes); Ctrl+C interrupts.
+
+        Returns:
+            Whether the emulator was stopped.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._app.stopping.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
 
     def stop(self) -> None:
         """Stop serving and close every connection."""
@@ -250,13 +261,14 @@ class PaymentsEmulator:
         return instrument_id
 
     def available(self, payment_session_id: str) -> Decimal | None:
-        """What the server says is left in the session (None: no limit).
+        """What the server says is left in the session, as clients see it (None: no limit).
 
         Raises:
             KeyError: When the session does not exist.
         """
         with self._app.env.store.lock:
-            return self._app.env.store.sessions[payment_session_id].available
+            available = self._app.env.store.sessions[payment_session_id].available
+        return None if available is None else Decimal(to_wire(available))
 
     def spend(self, payment_session_id: str, amount: str | Decimal) -> Decimal | None:
         """Debit the session server-side, as another spender would; returns what is left.
@@ -272,4 +284,4 @@ class PaymentsEmulator:
             if record.available is not None and value > record.available:
                 raise ValueError(f"{value} exceeds the {record.available} available")
             record.debit(CONTEXT.plus(value), self.now())
-            return record.available
+        return self.available(payment_session_id)

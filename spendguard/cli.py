@@ -1,0 +1,232 @@
+"""The ``spendguard`` console script: the local emulator, session inspection, the demo.
+
+Exit codes: 0 success; 1 other failure; 2 usage error; 3 access denied or no
+credentials; 4 session not found; 5 session expired; 6 the service could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TextIO
+
+from spendguard._errors import (
+    SessionAccessDeniedError,
+    SessionError,
+    SessionNotFoundError,
+    SessionUnavailableError,
+)
+from spendguard._guard import GuardSnapshot, SpendGuard
+from spendguard._money import Money
+
+if TYPE_CHECKING:
+    from spendguard._session import PaymentSessionClient
+
+DEFAULT_PORT = 8787
+EXIT_ERROR, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_EXPIRED, EXIT_UNAVAILABLE = 1, 3, 4, 5, 6
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spendguard",
+        description="Keep AI agents within their AgentCore payment session's budget.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 access denied or no credentials, "
+        "4 session not found, 5 session expired, 6 service unreachable.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    emu = commands.add_parser("emulator", help="run the local AgentCore payments emulator")
+    emu.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    emu.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
+    emu.add_argument(
+        "--create-session",
+        metavar="BUDGET",
+        help="also create a session with this USD budget and print its ids",
+    )
+    emu.add_argument("--user-id", default="user-1", help="owner of --create-session's session")
+
+    session = commands.add_parser("session", help="inspect a payment session")
+    session_commands = session.add_subparsers(dest="session_command", required=True)
+    show = session_commands.add_parser("show", help="limit, available amount, expiry, freshness")
+    show.add_argument("--payment-manager-arn", required=True)
+    show.add_argument("--session-id", required=True, help="the payment session id")
+    show.add_argument("--user-id", help="the session's owner (payments user id header)")
+    show.add_argument("--endpoint-url", help="service endpoint, e.g. the emulator's URL")
+    show.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    show.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    demo = commands.add_parser("demo", help="run a scripted agent against an in-process emulator")
+    demo.add_argument("--budget", default="1.00", help="session budget in USD (default 1.00)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+    """
+    args = _parser().parse_args(argv)
+    if args.command == "emulator":
+        return _run_emulator(args, sys.stdout)
+    if args.command == "session":
+        return _show_session(args, sys.stdout)
+    from spendguard.demo import main as demo_main  # noqa: PLC0415 - loaded only when asked
+
+    return demo_main(["--budget", args.budget])
+
+
+def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from spendguard.emulator import ENDPOINT_ENV_VAR, PaymentsEmulator  # noqa: PLC0415
+
+    emulator = PaymentsEmulator(args.host, args.port).start()
+    previous = signal.signal(signal.SIGTERM, lambda *_: emulator.stop())
+    try:
+        url = emulator.endpoint_url
+        print(f"spendguard emulator: AgentCore payments on {url}", file=out)
+        print(f"  export {ENDPOINT_ENV_VAR}={url}", file=out)
+        print("  (any AWS credentials work; region us-east-1)", file=out)
+        if args.create_session:
+            made = emulator.create_session(args.create_session, user_id=args.user_id)
+            print(f"  session {made.payment_session_id} with {made.budget} USD", file=out)
+            print(
+                f"  spendguard session show --endpoint-url {url} "
+                f"--payment-manager-arn {made.payment_manager_arn} "
+                f"--session-id {made.payment_session_id} --user-id {made.user_id}",
+                file=out,
+            )
+        print("Press Ctrl+C to stop.", file=out, flush=True)
+        emulator.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
+    print("spendguard emulator: stopped", file=out)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> PaymentSessionClient:
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    region = args.region or ("us-east-1" if args.endpoint_url else None)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+    )
+    session = boto3.Session(region_name=region)  # fresh: reads the environment now
+    client: PaymentSessionClient = session.client(
+        "bedrock-agentcore", endpoint_url=args.endpoint_url, config=config
+    )
+    return client
+
+
+def _show_session(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        client = _client(args)
+        guard = SpendGuard(
+            args.payment_manager_arn, args.session_id, user_id=args.user_id, client=client
+        )
+        snap = guard.snapshot()
+    except Exception as exc:  # the CLI boundary: every failure becomes a message + code
+        code, message = _explain(exc, args)
+        _emit_error(out, args.json, code, message)
+        return code
+    if args.json:
+        print(json.dumps(snapshot_dict(snap), indent=2), file=out)
+    else:
+        print(describe(snap), file=out)
+    if snap.expired:
+        if not args.json:
+            print("The session has expired: it cannot pay for anything more.", file=out)
+        return EXIT_EXPIRED
+    return 0
+
+
+def _explain(exc: Exception, args: argparse.Namespace) -> tuple[int, str]:
+    cause = type(exc.__cause__ or exc).__name__
+    sid, arn = args.session_id, args.payment_manager_arn
+    who = f"user {args.user_id!r}" if args.user_id else "the caller (no --user-id given)"
+    where = args.endpoint_url or "the AgentCore endpoint"
+    if cause in {"NoCredentialsError", "PartialCredentialsError"}:
+        return EXIT_DENIED, (
+            "No AWS credentials found. Configure them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "a profile, or a role); against the emulator any values work."
+        )
+    if cause == "NoRegionError":
+        return EXIT_ERROR, "No AWS region configured: pass --region or set AWS_REGION."
+    by_type: tuple[tuple[type[Exception], int, str], ...] = (
+        (SessionAccessDeniedError, EXIT_DENIED, f"Access denied: {who} may not read {sid}."),
+        (SessionNotFoundError, EXIT_NOT_FOUND, f"Payment session {sid} not found under {arn}."),
+        (SessionUnavailableError, EXIT_UNAVAILABLE, f"Could not reach {where}."),
+        (SessionError, EXIT_ERROR, f"Could not read payment session {sid}."),
+        (ValueError, EXIT_ERROR, "Invalid argument."),
+    )
+    for kind, code, message in by_type:
+        if isinstance(exc, kind):
+            return code, f"{message} ({exc})"
+    return EXIT_ERROR, f"Unexpected error: {type(exc).__name__}: {exc}"
+
+
+def _emit_error(out: TextIO, as_json: bool, code: int, message: str) -> None:
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}), file=out)
+    else:
+        print(f"spendguard: {message}", file=sys.stderr)
+
+
+def _wire(money: Money | None) -> str | None:
+    return None if money is None else money.to_wire()
+
+
+def snapshot_dict(snap: GuardSnapshot) -> dict[str, Any]:
+    """A JSON-ready view of a :class:`GuardSnapshot` (amounts as strings, times ISO 8601)."""
+    return {
+        "session_id": snap.session_id,
+        "currency": snap.server_available.currency,
+        "max_spend": _wire(snap.max_spend),
+        "server_available": _wire(snap.server_available),
+        "effective_available": _wire(snap.effective_available),
+        "held": _wire(snap.held),
+        "committed_unreflected": _wire(snap.committed_unreflected),
+        "expires_at": snap.expires_at.isoformat(),
+        "expired": snap.expired,
+        "updated_at": snap.updated_at.isoformat(),
+        "fetched_at": snap.fetched_at.isoformat(),
+        "fresh_until": snap.fresh_until.isoformat(),
+    }
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    if abs(seconds) < 120:
+        return f"{abs(seconds)} s {'ago' if seconds >= 0 else 'from now'}"
+    minutes = seconds // 60
+    return f"{abs(minutes)} min {'ago' if minutes >= 0 else 'from now'}"
+
+
+def describe(snap: GuardSnapshot, now: datetime | None = None) -> str:
+    """A person-readable account of the session's budget."""
+    now = now or snap.fetched_at
+    fmt = "%Y-%m-%d %H:%M:%S UTC"
+    expiry = "EXPIRED" if snap.expired else _ago(snap.expires_at, now).replace("from now", "left")
+    limit = str(snap.max_spend) if snap.max_spend is not None else "none reported"
+    lines = [
+        f"Payment session {snap.session_id}",
+        f"  limit        {limit}",
+        f"  available    {snap.server_available} (server)",
+        f"  usable now   {snap.effective_available}",
+        f"  expires      {snap.expires_at.astimezone(timezone.utc):{fmt}} ({expiry})",
+        f"  last change  {snap.updated_at.astimezone(timezone.utc):{fmt}} "
+        f"({_ago(snap.updated_at, now)})",
+        f"  read at      {snap.fetched_at:{fmt}}, fresh until {snap.fresh_until:%H:%M:%S}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The ``spendguard`` console script: ``session show``, ``emulator`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import boto3
+import pytest
+from conftest import PaymentSessionFixture
+
+from spendguard.cli import main
+
+
+@pytest.fixture
+def dummy_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    _isolate_aws(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "emulator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator")
+
+
+def _isolate_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/spendguard-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/spendguard-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _show(session: PaymentSessionFixture, *extra: str, user: str | None = None) -> list[str]:
+    return [
+        "session",
+        "show",
+        "--endpoint-url",
+        session.emulator.endpoint_url,
+        "--payment-manager-arn",
+        session.arn,
+        "--session-id",
+        session.session_id,
+        "--user-id",
+        user or session.user_id,
+        *extra,
+    ]
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_prints_limit_available_and_expiry(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payment_session.emulator.spend(payment_session.session_id, "0.50")
+    assert main(_show(payment_session)) == 0
+    out = capsys.readouterr().out
+    assert payment_session.session_id in out
+    assert "limit        10.00 USD" in out
+    assert "available    9.50 USD (server)" in out
+    assert "60 min left" in out or "59 min left" in out
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_json_is_machine_readable(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payment_session.emulator.spend(payment_session.session_id, "1.25")
+    assert main(_show(payment_session, "--json")) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["max_spend"] == "10.00"
+    assert data["server_available"] == "8.75"
+    assert data["effective_available"] == "8.75"
+    assert data["expired"] is False
+    assert data["session_id"] == payment_session.session_id
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_access_denied(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_show(payment_session, user="mallory")) == 3
+    err = capsys.readouterr().err
+    assert "Access denied" in err
+    assert "mallory" in err
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_not_found(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _show(payment_session, "--json")
+    args[args.index(payment_session.session_id)] = "payment-session-000000000000000"
+    assert main(args) == 4
+    assert "not found" in json.loads(capsys.readouterr().out)["error"]
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_expired(
+    new_payment_session: Callable[..., PaymentSessionFixture],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = new_payment_session("1.00", expiry_minutes=15)
+    session.emulator.advance(16 * 60)
+    assert main(_show(session)) == 5
+    out = capsys.readouterr().out
+    assert "EXPIRED" in out
+    assert "has expired" in out
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_session_show_unreachable_endpoint(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _show(payment_session)
+    args[args.index(payment_session.emulator.endpoint_url)] = "http://127.0.0.1:1"
+    assert main(args) == 6
+    assert "Could not reach http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_session_show_without_credentials(
+    payment_session: PaymentSessionFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _isolate_aws(monkeypatch)
+    assert main(_show(payment_session)) == 3
+    assert "No AWS credentials found" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["session", "show", "--session-id", "x"])
+    assert info.value.code == 2
+    assert "--payment-manager-arn" in capsys.readouterr().err
+
+
+def test_emulator_command_serves_until_terminated() -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spendguard.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--create-session",
+            "2.00",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl+C"):
+                break
+        text = "".join(lines)
+        export = next(
+            line for line in lines if "export AWS_ENDPOINT_URL_BEDROCK_AGENTCORE=" in line
+        )
+        url = export.split("=", 1)[1].strip()
+        session_id = next(word for word in text.split() if word.startswith("payment-session-"))
+        client = boto3.client(
+            "bedrock-agentcore",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+        )
+        got = client.get_payment_session(
+            paymentManagerArn=text.split("--payment-manager-arn ")[1].split()[0],
+            paymentSessionId=session_id,
+            userId="user-1",
+        )
+        assert got["paymentSession"]["limits"]["maxSpendAmount"]["value"] == "2.00"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "stopped" in out
+
+
+def test_demo_command_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    assert "they agree" in capsys.readouterr().out
