@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import pytest
 from conftest import PaymentSessionFixture
 
-from spendguard.emulator import PaymentsEmulator
+from spendguard.emulator import PaymentsEmulator, x402_payment_input
 
 USER_HEADER = "X-Amzn-Bedrock-AgentCore-Payments-User-Id"
 
@@ -236,8 +238,6 @@ def test_bearer_token_subject_is_the_user(
     conn: http.client.HTTPConnection, payment_session: PaymentSessionFixture
 ) -> None:
     def b64(data: dict[str, str]) -> str:
-        import base64  # noqa: PLC0415
-
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
     token = f"{b64({'alg': 'none'})}.{b64({'sub': payment_session.user_id})}.sig"
@@ -260,3 +260,31 @@ def test_epoch_timestamp_format_is_parsed_by_botocore_too() -> None:
             userId=made.user_id,
         )["paymentSession"]
     assert got["createdAt"].timestamp() == 1_800_000_000.25
+
+
+def test_concurrent_raw_payments_without_client_token_never_overspend(
+    emulator: PaymentsEmulator,
+) -> None:
+    made = emulator.create_session("1.00")
+    body = json.dumps(
+        {
+            "paymentManagerArn": made.payment_manager_arn,
+            "paymentSessionId": made.payment_session_id,
+            "paymentInstrumentId": made.payment_instrument_id,
+            "paymentType": "CRYPTO_X402",
+            "paymentInput": x402_payment_input("0.30"),
+        }
+    )
+    parts = urlsplit(emulator.endpoint_url)
+
+    def pay(_: int) -> int:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+        try:
+            return _post(connection, "/payments/processPayment", body, {USER_HEADER: "user-1"})[0]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(pay, range(10)))
+    assert sorted(statuses) == [200] * 3 + [400] * 7
+    assert str(emulator.available(made.payment_session_id)) == "0.10"

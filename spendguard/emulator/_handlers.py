@@ -63,8 +63,12 @@ Handler = Callable[[Env, Call], dict[str, object]]
 def _once(
     env: Env, call: Call, operation: str, produce: Callable[[], dict[str, object]]
 ) -> dict[str, object]:
+    """Run ``produce`` under the store lock, replaying it for a repeated clientToken."""
     key = call.token(operation)
-    return produce() if key is None else env.store.idempotent(key, call.params, produce)
+    if key is not None:
+        return env.store.idempotent(key, call.params, produce)
+    with env.store.lock:  # without a token (raw HTTP callers) it must still be atomic
+        return produce()
 
 
 def create_payment_session(env: Env, call: Call) -> dict[str, object]:
