@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from spendguard._errors import (
+from spendguard import (
+    GuardSnapshot,
+    Money,
     SessionAccessDeniedError,
     SessionError,
     SessionNotFoundError,
     SessionUnavailableError,
+    SpendGuard,
 )
-from spendguard._guard import GuardSnapshot, SpendGuard
-from spendguard._money import Money
 
 if TYPE_CHECKING:
     from spendguard._session import PaymentSessionClient

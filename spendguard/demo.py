@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
-from spendguard._guard import SpendGuard
-from spendguard._hold import Hold
-from spendguard._money import Money
+from spendguard import Hold, Money, SpendGuard
 from spendguard.emulator import EmulatorSession, PaymentsEmulator, x402_payment_input
 from spendguard.pricing import Blocked, Pricing, admit, from_argument
 
