@@ -72,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
     """
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:  # e.g. `spendguard demo | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "emulator":
         return _run_emulator(args, sys.stdout)
     if args.command == "session":

@@ -99,8 +99,10 @@ class _Agent:
             self.say(f"{step:>4}  {tool:<15} FAILED   payment did not go through: {exc}")
             return
         hold.commit(receipt_time=receipt["updatedAt"])
-        left = self.guard.snapshot().effective_available
-        self.say(f"{step:>4}  {tool:<15} paid     {hold.amount!s:<10} left {left}")
+        snap = self.guard.snapshot()
+        in_flight = f" ({snap.held} held for calls in flight)" if snap.held.amount else ""
+        left = f"left {snap.effective_available}{in_flight}"
+        self.say(f"{step:>4}  {tool:<15} paid     {hold.amount!s:<10} {left}")
         with self.lock:
             self.report.paid.append(hold.amount)
 
