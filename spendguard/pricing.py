@@ -3,7 +3,7 @@
 A :class:`Pricing` maps tool names to price rules; :func:`admit` prices a tool call and holds
 its cost in a guard, turning every failure into a :class:`Blocked` with a message for the
 model. Adapters translate their framework's events into :func:`admit` (or :func:`aadmit`) and
-the hold's ``commit()`` / ``release()``, and nothing else.
+:func:`settle` (or the hold's ``commit()`` / ``release()``), and nothing else.
 
 Arguments come from a model and may be hostile: a rule can only yield a valid, non-negative,
 finite amount (anything else blocks the call), and arguments never choose the session, user or
@@ -13,6 +13,7 @@ hold, which belong to the guard.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,9 +28,19 @@ if TYPE_CHECKING:
     from spendguard._hold import Hold
     from spendguard._ledger import Settlement
 
-__all__ = ["Blocked", "FromArgument", "PriceRule", "Pricing", "aadmit", "admit", "from_argument"]
+__all__ = [
+    "Blocked",
+    "FromArgument",
+    "PriceRule",
+    "Pricing",
+    "aadmit",
+    "admit",
+    "from_argument",
+    "settle",
+]
 
 _MAX_JSON_CHARS = 1_000_000
+_log = logging.getLogger("spendguard")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +194,13 @@ def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
     return Blocked(tool_name, error, text)
 
 
+def _charge(
+    pricing: Pricing, tool_name: str, arguments: Mapping[str, object] | str
+) -> Money | None:
+    price = pricing.price(tool_name, arguments)
+    return None if price is None or price.amount == 0 else price
+
+
 def admit(
     guard: SpendGuard,
     pricing: Pricing,
@@ -206,10 +224,8 @@ def admit(
         unreadable), or None for a free call.
     """
     try:
-        price = pricing.price(tool_name, arguments)
-        if price is None or price.amount == 0:
-            return None
-        return guard.reserve(price, settlement=settlement)
+        price = _charge(pricing, tool_name, arguments)
+        return None if price is None else guard.reserve(price, settlement=settlement)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
 
@@ -224,9 +240,27 @@ async def aadmit(
 ) -> Hold | Blocked | None:
     """Async :func:`admit`; the session is read in a worker thread when stale."""
     try:
-        price = pricing.price(tool_name, arguments)
-        if price is None or price.amount == 0:
-            return None
-        return await guard.areserve(price, settlement=settlement)
+        price = _charge(pricing, tool_name, arguments)
+        return None if price is None else await guard.areserve(price, settlement=settlement)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
+
+
+def settle(hold: Hold, *, ran: bool) -> None:
+    """Commit the hold of a call that ran, release the one of a call that did not.
+
+    Meant for adapters' "after the call" events, where raising would break the framework's
+    run: a failure to settle (e.g. a shared ledger that is down) is logged, not raised. The
+    hold then lapses into a charge of its full amount, so the budget stays on the safe side.
+
+    Args:
+        hold: The hold :func:`admit` returned.
+        ran: Whether the call ran (and so may have spent).
+    """
+    try:
+        if ran:
+            hold.commit()
+        else:
+            hold.release()
+    except SpendGuardError:
+        _log.warning("could not settle hold %s; it will lapse as spent", hold.id, exc_info=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
-from spendguard import Hold, SpendGuardError
+from spendguard import Hold
 from spendguard.pricing import PriceRule, Pricing
+from spendguard.pricing import settle as settle_hold
 
 __all__ = ["INSTALL_HINT", "Prices", "as_pricing", "settle"]
 
@@ -18,8 +18,6 @@ INSTALL_HINT = (
 Prices = Pricing | Mapping[str, PriceRule]
 """A :class:`~spendguard.pricing.Pricing` or the rules to build one (tool name -> price)."""
 
-_log = logging.getLogger("spendguard_langchain")
-
 
 def as_pricing(prices: Prices) -> Pricing:
     """Return ``prices`` as a :class:`~spendguard.pricing.Pricing`."""
@@ -29,13 +27,6 @@ def as_pricing(prices: Prices) -> Pricing:
 def settle(hold: Hold, *, failed: bool) -> None:
     """Commit the hold of a call that finished, release the one of a call that failed.
 
-    A failure to settle is logged, not raised: the tool has already run, and a hold that is
-    neither committed nor released lapses into a charge of its full amount (fail closed).
+    A failure to settle is logged, not raised (see :func:`spendguard.pricing.settle`).
     """
-    try:
-        if failed:
-            hold.release()
-        else:
-            hold.commit()
-    except SpendGuardError:
-        _log.warning("could not settle hold %s; it will lapse as spent", hold.id, exc_info=True)
+    settle_hold(hold, ran=not failed)

@@ -20,7 +20,7 @@ from agents.tool import ToolErrorFunction
 from agents.tool_context import ToolContext
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.pricing import Blocked, Pricing, aadmit
+from spendguard.pricing import Blocked, Pricing, aadmit, settle
 
 __all__ = ["OnBlocked", "SpendGuardToolGuardrails", "ToolOptions"]
 
@@ -169,9 +169,5 @@ class SpendGuardToolGuardrails:
     def _settle(self, tool_call_id: str, *, ran: bool) -> None:
         with self._lock:
             hold = self._holds.pop(tool_call_id, None)
-        if hold is None:
-            return
-        if ran:
-            hold.commit()
-        else:
-            hold.release()
+        if hold is not None:
+            settle(hold, ran=ran)

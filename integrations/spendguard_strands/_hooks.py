@@ -15,7 +15,7 @@ from strands.hooks import (
 )
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.pricing import Blocked, Pricing, aadmit
+from spendguard.pricing import Blocked, Pricing, aadmit, settle
 
 __all__ = ["SpendGuardHooks"]
 
@@ -103,12 +103,8 @@ class SpendGuardHooks(HookProvider):
     def _settle(self, key: _Key, *, ran: bool) -> None:
         with self._lock:
             hold = self._holds.pop(key, None)
-        if hold is None:
-            return
-        if ran:
-            hold.commit()
-        else:
-            hold.release()
+        if hold is not None:
+            settle(hold, ran=ran)
 
 
 def _key(agent: object, tool_use: Mapping[str, Any]) -> _Key:
