@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from datetime import timedelta
 
 import pytest
+from conftest import PaymentSessionFixture
 from freezegun import freeze_time
 from support import ARN, SID, T0, Clock, ScriptedClient, Session
 
 from spendguard import Freshness, SessionExpiredError, SpendGuard
+from spendguard.emulator import PaymentsEmulator
 
 
 def make(session: Session, clock: Clock, **kwargs: object) -> tuple[SpendGuard, ScriptedClient]:
@@ -113,15 +114,13 @@ def test_skew_from_the_date_header_moves_the_server_clock() -> None:
     guard2.reserve("1").release()
 
 
-class SlowClient(ScriptedClient):
-    def get_payment_session(self, **kwargs: object) -> dict[str, object]:
-        time.sleep(0.05)  # a slow network read, so that callers pile up behind it
-        return super().get_payment_session(**kwargs)
-
-
-def test_sixty_four_threads_missing_together_fetch_once() -> None:
-    c = SlowClient(Session())
-    guard = SpendGuard(ARN, SID, client=c, clock=Clock())
+def test_sixty_four_threads_missing_together_fetch_once(
+    emulator: PaymentsEmulator, payment_session: PaymentSessionFixture
+) -> None:
+    s = payment_session
+    guard = SpendGuard(s.arn, s.session_id, user_id=s.user_id, client=s.client)
+    emulator.faults.delay("GetPaymentSession", 0.05)  # a slow read: callers pile up behind it
+    before = emulator.faults.calls("GetPaymentSession")
     barrier = threading.Barrier(64)
     errors: list[BaseException] = []
 
@@ -138,18 +137,22 @@ def test_sixty_four_threads_missing_together_fetch_once() -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert c.calls == 1
+    assert emulator.faults.calls("GetPaymentSession") - before == 1
 
 
-def test_many_tasks_missing_together_fetch_once() -> None:
-    c = SlowClient(Session())
-    guard = SpendGuard(ARN, SID, client=c, clock=Clock())
+def test_many_tasks_missing_together_fetch_once(
+    emulator: PaymentsEmulator, payment_session: PaymentSessionFixture
+) -> None:
+    s = payment_session
+    guard = SpendGuard(s.arn, s.session_id, user_id=s.user_id, client=s.client)
+    emulator.faults.delay("GetPaymentSession", 0.05)
+    before = emulator.faults.calls("GetPaymentSession")
 
     async def main() -> None:
         await asyncio.gather(*(guard.acheck("0.01") for _ in range(32)))
 
     asyncio.run(main())
-    assert c.calls == 1
+    assert emulator.faults.calls("GetPaymentSession") - before == 1
 
 
 @pytest.mark.parametrize(
