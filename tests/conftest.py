@@ -9,7 +9,8 @@
 ``payment_session``
     A fresh session with a 10.00 USD budget owned by ``user-1``, plus a boto3 client
     pointed at the emulator: ``.arn``, ``.session_id``, ``.user_id``, ``.instrument_id``,
-    ``.client``, ``.emulator``, ``.available()`` and ``.get()``.
+    ``.client``, ``.emulator``, ``.available()``, ``.get()``, ``.pay(amount)`` (ProcessPayment
+    over HTTP) and ``.guard(**kwargs)`` (a SpendGuard on the session).
 
 ``new_payment_session``
     A factory for sessions with other budgets, users or lifetimes:
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from spendguard.emulator import PaymentsEmulator
+from spendguard import SpendGuard
+from spendguard.emulator import PaymentsEmulator, x402_payment_input
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
+    from mypy_boto3_bedrock_agentcore.type_defs import ProcessPaymentResponseTypeDef
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,32 @@ class PaymentSessionFixture:
     def available(self) -> Decimal | None:
         """What the server says is left (read directly from the emulator's state)."""
         return self.emulator.available(self.session_id)
+
+    def pay(
+        self, amount: str, *, client: BedrockAgentCoreClient | None = None, token: bool = True
+    ) -> ProcessPaymentResponseTypeDef:
+        """ProcessPayment of an x402 v1 challenge for ``amount`` USD over HTTP, as the owner.
+
+        Args:
+            amount: The price in USD.
+            client: Another client (e.g. one without retries); default the fixture's.
+            token: Send a fresh ``clientToken`` (idempotency) with the request.
+        """
+        extra = {"clientToken": f"{uuid.uuid4()}-spendguard"} if token else {}
+        return (client or self.client).process_payment(
+            paymentManagerArn=self.arn,
+            paymentSessionId=self.session_id,
+            userId=self.user_id,
+            paymentInstrumentId=self.instrument_id,
+            paymentType="CRYPTO_X402",
+            paymentInput=x402_payment_input(amount),  # type: ignore[typeddict-item]
+            **extra,
+        )
+
+    def guard(self, **kwargs: Any) -> SpendGuard:
+        """A SpendGuard on this session (keyword arguments go to :class:`SpendGuard`)."""
+        kwargs.setdefault("client", self.client)
+        return SpendGuard(self.arn, self.session_id, user_id=self.user_id, **kwargs)
 
     def get(self) -> dict[str, Any]:
         """GetPaymentSession over HTTP, as the owner; returns ``paymentSession``."""

@@ -63,14 +63,7 @@ def test_fault_only_hits_its_operation(
     emulator.faults.fail("ProcessPayment", "ThrottlingException")
     assert _get(payment_session, client)["paymentSession"]
     with pytest.raises(ClientError):
-        client.process_payment(
-            paymentManagerArn=payment_session.arn,
-            paymentSessionId=payment_session.session_id,
-            userId=payment_session.user_id,
-            paymentInstrumentId=payment_session.instrument_id,
-            paymentType="CRYPTO_X402",
-            paymentInput=x402_payment_input("0.01"),  # type: ignore[arg-type]
-        )
+        payment_session.pay("0.01", client=client, token=False)
 
 
 def test_delay_trips_the_client_read_timeout(
@@ -99,14 +92,7 @@ def test_drop_after_processing_loses_the_reply_but_keeps_the_payment(
     client = emulator.client(NO_RETRY)
     emulator.faults.drop("ProcessPayment", after=True)
     with pytest.raises(ConnectionClosedError):
-        client.process_payment(
-            paymentManagerArn=payment_session.arn,
-            paymentSessionId=payment_session.session_id,
-            userId=payment_session.user_id,
-            paymentInstrumentId=payment_session.instrument_id,
-            paymentType="CRYPTO_X402",
-            paymentInput=x402_payment_input("1.50"),  # type: ignore[arg-type]
-        )
+        payment_session.pay("1.50", client=client, token=False)
     assert str(payment_session.available()) == "8.50"
 
 

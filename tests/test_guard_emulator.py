@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from botocore.config import Config
@@ -21,30 +19,14 @@ from spendguard import (
     SessionUnavailableError,
     SpendGuard,
 )
-from spendguard.emulator import PaymentsEmulator, x402_payment_input
+from spendguard.emulator import PaymentsEmulator
 
 NewSession = Callable[..., PaymentSessionFixture]
 
 
-def guard_for(s: PaymentSessionFixture, client: Any = None, **kwargs: Any) -> SpendGuard:
-    return SpendGuard(s.arn, s.session_id, user_id=s.user_id, client=client or s.client, **kwargs)
-
-
-def pay(s: PaymentSessionFixture, amount: str) -> Any:
-    return s.client.process_payment(
-        paymentManagerArn=s.arn,
-        paymentSessionId=s.session_id,
-        userId=s.user_id,
-        paymentInstrumentId=s.instrument_id,
-        paymentType="CRYPTO_X402",
-        paymentInput=x402_payment_input(amount),  # type: ignore[typeddict-item]
-        clientToken=str(uuid.uuid4()) + "-spendguard",
-    )
-
-
 def test_guard_reads_the_served_session(new_payment_session: NewSession) -> None:
     s = new_payment_session("2.50")
-    snap = guard_for(s).snapshot()
+    snap = s.guard().snapshot()
     assert snap.max_spend == Money.of("2.50")
     assert snap.server_available == Money.of("2.50")
     assert snap.effective_available == Money.of("2.50")
@@ -55,10 +37,10 @@ def test_paid_calls_through_the_session_reconcile_with_the_server(
     new_payment_session: NewSession,
 ) -> None:
     s = new_payment_session("1.00")
-    guard = guard_for(s, settlement="session")
+    guard = s.guard(settlement="session")
     for _ in range(3):
         with guard.reserve("0.25") as hold:
-            receipt = pay(s, "0.25")
+            receipt = s.pay("0.25")
             hold.commit(receipt_time=receipt["updatedAt"])
     with pytest.raises(BudgetExceededError):
         guard.reserve("0.26")
@@ -72,7 +54,7 @@ def test_paid_calls_through_the_session_reconcile_with_the_server(
 
 def test_spending_by_another_client_is_seen_after_refresh(new_payment_session: NewSession) -> None:
     s = new_payment_session("1.00")
-    guard = guard_for(s)
+    guard = s.guard()
     assert guard.check("0.90").allowed
     s.emulator.spend(s.session_id, "0.50")
     guard.refresh()
@@ -84,7 +66,7 @@ def test_concurrent_threads_never_overspend_a_served_session(
     new_payment_session: NewSession,
 ) -> None:
     s = new_payment_session("1.00")
-    guard = guard_for(s, settlement="session")
+    guard = s.guard(settlement="session")
     barrier = threading.Barrier(16)
     paid: list[str] = []
 
@@ -92,7 +74,7 @@ def test_concurrent_threads_never_overspend_a_served_session(
         barrier.wait()
         try:
             with guard.reserve("0.10") as hold:
-                receipt = pay(s, "0.10")
+                receipt = s.pay("0.10")
                 hold.commit(receipt_time=receipt["updatedAt"])
                 paid.append(receipt["processPaymentId"])
         except BudgetExceededError:
@@ -110,7 +92,7 @@ def test_concurrent_threads_never_overspend_a_served_session(
 def test_server_clock_past_expiry_blocks(new_payment_session: NewSession) -> None:
     s = new_payment_session("1.00", expiry_minutes=15)
     s.emulator.advance(15 * 60)  # the server's clock (and its Date header) moves on
-    guard = guard_for(s)
+    guard = s.guard()
     with pytest.raises(SessionExpiredError):
         guard.reserve("0.01")
     assert guard.snapshot().expired
@@ -136,7 +118,7 @@ def test_throttling_is_retried_by_botocore(
     emulator.faults.fail("GetPaymentSession", "ThrottlingException", times=2)
     client = emulator.client(Config(retries={"mode": "standard", "total_max_attempts": 4}))
     before = emulator.faults.calls("GetPaymentSession")
-    assert guard_for(payment_session, client).check("1.00").allowed
+    assert payment_session.guard(client=client).check("1.00").allowed
     assert emulator.faults.calls("GetPaymentSession") - before == 3
 
 
@@ -144,7 +126,7 @@ def test_persistent_failure_fails_closed_then_recovers(
     emulator: PaymentsEmulator, payment_session: PaymentSessionFixture
 ) -> None:
     client = emulator.client(Config(retries={"mode": "standard", "total_max_attempts": 2}))
-    guard = guard_for(payment_session, client)
+    guard = payment_session.guard(client=client)
     emulator.faults.fail("GetPaymentSession", "InternalServerException", times=2)
     with pytest.raises(SessionUnavailableError) as info:
         guard.reserve("0.01")
@@ -158,4 +140,4 @@ def test_dropped_connection_fails_closed(
     client = emulator.client(Config(retries={"mode": "standard", "total_max_attempts": 1}))
     emulator.faults.drop("GetPaymentSession")
     with pytest.raises(SessionUnavailableError):
-        guard_for(payment_session, client).check("0.01")
+        payment_session.guard(client=client).check("0.01")

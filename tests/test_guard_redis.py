@@ -21,8 +21,7 @@ from spendguard.redis_ledger import RedisLedger
 
 
 def guard_on(s: PaymentSessionFixture, url: str) -> SpendGuard:
-    ledger = RedisLedger.from_url(url, prefix=f"t-{uuid.uuid4().hex}")
-    return SpendGuard(s.arn, s.session_id, user_id=s.user_id, client=s.client, ledger=ledger)
+    return s.guard(ledger=RedisLedger.from_url(url, prefix=f"t-{uuid.uuid4().hex}"))
 
 
 def test_async_holds_on_a_shared_ledger(

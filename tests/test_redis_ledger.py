@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import redis
@@ -21,11 +20,10 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 from redis_server import RedisServer, redis_binary, redis_server_fixture, redis_url_fixture  # noqa: F401
 
-from spendguard import BudgetExceededError, InMemoryLedger, Ledger, Money, SpendGuard
+from spendguard import BudgetExceededError, InMemoryLedger, Money
 from spendguard._errors import InvalidAmountError, LedgerUnavailableError
 from spendguard._ledger import ServerView
 from spendguard._redis_ledger import LIBRARY, RedisLedger, from_units, to_units
-from spendguard.emulator import x402_payment_input
 
 pytestmark = pytest.mark.redis
 
@@ -277,33 +275,18 @@ def test_four_processes_never_spend_more_than_the_budget(redis_url: str) -> None
 NewSession = Callable[..., PaymentSessionFixture]
 
 
-def _guard(s: PaymentSessionFixture, ledger: Ledger) -> SpendGuard:
-    return SpendGuard(
-        s.arn, s.session_id, user_id=s.user_id, client=s.client, ledger=ledger, settlement="session"
-    )
-
-
-def _pay(s: PaymentSessionFixture, amount: str) -> Any:
-    return s.client.process_payment(
-        paymentManagerArn=s.arn,
-        paymentSessionId=s.session_id,
-        userId=s.user_id,
-        paymentInstrumentId=s.instrument_id,
-        paymentType="CRYPTO_X402",
-        paymentInput=x402_payment_input(amount),  # type: ignore[arg-type]
-        clientToken=f"{uuid.uuid4()}-spendguard",
-    )
-
-
 def test_two_guards_hold_against_one_shared_budget(
     redis_url: str, new_payment_session: NewSession
 ) -> None:
     s = new_payment_session("10.00")
     # Two in-process ledgers cannot see each other: both admit 6.00 of a 10.00 session.
-    apart = [_guard(s, InMemoryLedger()) for _ in range(2)]
+    apart = [s.guard(settlement="session", ledger=InMemoryLedger()) for _ in range(2)]
     assert [g.reserve("6.00").state for g in apart] == ["held", "held"]
     prefix = f"test-{uuid.uuid4().hex}"
-    first, second = (_guard(s, RedisLedger.from_url(redis_url, prefix=prefix)) for _ in range(2))
+    first, second = (
+        s.guard(settlement="session", ledger=RedisLedger.from_url(redis_url, prefix=prefix))
+        for _ in range(2)
+    )
     hold = first.reserve("6.00")
     with pytest.raises(BudgetExceededError) as info:
         second.reserve("6.00")
@@ -317,7 +300,10 @@ def test_guards_paying_through_the_session_never_overspend_it(
 ) -> None:
     s = new_payment_session("5.00")
     prefix = f"test-{uuid.uuid4().hex}"
-    guards = [_guard(s, RedisLedger.from_url(redis_url, prefix=prefix)) for _ in range(2)]
+    guards = [
+        s.guard(settlement="session", ledger=RedisLedger.from_url(redis_url, prefix=prefix))
+        for _ in range(2)
+    ]
     paid: list[Decimal] = []
     refused: list[str] = []
     barrier = threading.Barrier(8)
@@ -333,7 +319,7 @@ def test_guards_paying_through_the_session_never_overspend_it(
                 refused.append(str(price))
                 continue
             actual = price if rng.random() < 0.7 else D(rng.randint(1, int(price * 100))).scaleb(-2)
-            receipt = _pay(s, str(actual))  # the server refuses any overspend: ClientError
+            receipt = s.pay(str(actual))  # the server refuses any overspend: ClientError
             hold.commit(actual, receipt_time=receipt["updatedAt"])
             paid.append(actual)
 

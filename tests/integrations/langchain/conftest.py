@@ -19,7 +19,6 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 from spendguard import Money, SpendGuard
-from spendguard.emulator import x402_payment_input
 
 if TYPE_CHECKING:
     from tests.conftest import PaymentSessionFixture
@@ -116,14 +115,7 @@ def make_shop(new_payment_session: Callable[..., PaymentSessionFixture]) -> Shop
         )
 
         def pay(amount: str) -> None:
-            session.client.process_payment(
-                paymentManagerArn=session.arn,
-                paymentSessionId=session.session_id,
-                userId=session.user_id,
-                paymentInstrumentId=session.instrument_id,
-                paymentType="CRYPTO_X402",
-                paymentInput=x402_payment_input(amount),  # type: ignore[arg-type]
-            )
+            session.pay(amount, token=False)
 
         def server_available() -> Decimal:
             available = session.available()
