@@ -15,9 +15,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -56,7 +55,8 @@ class RedisServer:
         self.binary = binary
         self.port = port if port is not None else free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="spendguard-redis-")
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -64,28 +64,23 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it says it accepts connections."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
-        log = Path(self._dir.name, "redis.log")
-        self._proc = subprocess.Popen(
-            [*args, "--logfile", str(log)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        proc = self._proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        ready = threading.Event()
+        seen: list[str] = []
+        # The reader also keeps draining the log, so the server never blocks on a full pipe.
+        self._reader = threading.Thread(target=_read_log, args=(proc, ready, seen), daemon=True)
+        self._reader.start()
+        if not ready.wait(_STARTUP_SECONDS) or proc.poll() is not None:
+            self.stop()
+            raise RuntimeError("redis-server did not become ready:\n" + "".join(seen[-20:]))
         client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        deadline = time.monotonic() + _STARTUP_SECONDS
         try:
-            while True:
-                if self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                    raise RuntimeError(f"redis-server exited at start: {err}")
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise
-                    time.sleep(0.01)
+            client.ping()
         finally:
             client.close()
 
@@ -99,14 +94,26 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        if self._proc.stderr is not None:
-            self._proc.stderr.close()
+        if self._reader is not None:
+            self._reader.join(timeout=10)  # it ends at the log's end, now that the server exited
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
         self._proc = None
 
     def close(self) -> None:
         """Stop the server and delete its directory."""
         self.stop()
         self._dir.cleanup()
+
+
+def _read_log(proc: subprocess.Popen[str], ready: threading.Event, seen: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if len(seen) < 200:
+            seen.append(line)
+        if "Ready to accept connections" in line:
+            ready.set()
+    ready.set()  # the server exited: wake the starter, which then sees it is gone
 
 
 _shared: RedisServer | None = None
