@@ -82,7 +82,6 @@ class SessionCache:
         self._fill_lock = threading.Lock()
         self._clock = clock
         self._newest: SessionSnapshot | None = None
-        self._fresh_until = 0.0
         self._fast: tuple[SessionSnapshot | None, float] = (None, 0.0)
         self._cache: TLRUCache[str, SessionSnapshot] = TLRUCache(
             maxsize=1, ttu=self._ttu, timer=clock
@@ -119,17 +118,9 @@ class SessionCache:
             if newest is not None and _older(snapshot, newest):
                 snapshot = newest
             self._newest = snapshot
-            now = self._clock()
-            self._fresh_until = self._ttu(_KEY, snapshot, now)
             self._cache[_KEY] = snapshot
-            self._fast = (snapshot, self._fresh_until)
+            self._fast = (snapshot, self._ttu(_KEY, snapshot, self._clock()))
             return snapshot
-
-    def invalidate(self) -> None:
-        """Forget freshness (the newest snapshot still guards against rollback)."""
-        with self._lock:
-            self._fast = (None, 0.0)
-            self._cache.clear()
 
     @property
     def newest(self) -> SessionSnapshot | None:
@@ -139,7 +130,7 @@ class SessionCache:
     def fresh_until(self) -> float | None:
         """Local time at which the cached snapshot goes stale, None if none is fresh."""
         with self._lock:
-            return self._fresh_until if _KEY in self._cache else None
+            return self._fast[1] if _KEY in self._cache else None
 
 
 def _older(candidate: SessionSnapshot, newest: SessionSnapshot) -> bool:
