@@ -125,6 +125,8 @@ def test_from_float_goes_through_the_shortest_text() -> None:
 def test_from_atomic_scales_exactly() -> None:
     assert Money.from_atomic(5000, 6) == Money.of("0.005")
     assert Money.from_atomic("1", 18).amount == Decimal("1e-18")
+    assert Money.from_atomic(250000, 6).to_wire() == "0.25"  # plain, not 0.250000
+    assert Money.from_atomic(3000000, 6).to_wire() == "3"
     for units, places in [(-1, 6), ("1e3", 6), ("", 6), (True, 6), (1, 19), (1, -1), (10**40, 6)]:
         with pytest.raises(InvalidAmountError):
             Money.from_atomic(units, places)  # type: ignore[arg-type]

@@ -191,12 +191,9 @@ def _price(units: object, asset: str, assets: Mapping[str, int]) -> Money:
     if isinstance(units, bool) or not isinstance(units, int | str):
         raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units")
     try:
-        price = Money.from_atomic(units, decimals)
+        return Money.from_atomic(units, decimals)
     except InvalidAmountError as exc:
         raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units") from exc
-    # from_atomic keeps the asset's scale (0.250000); show the model and the logs 0.25.
-    text = price.to_wire()
-    return Money.of(text.rstrip("0").rstrip(".") if "." in text else text)
 
 
 def _asset_key(asset: str) -> str:
