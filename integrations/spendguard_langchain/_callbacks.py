@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.pricing import Blocked, admit
-from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing, settle
+from spendguard.pricing import Blocked, admit, settle
+from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing
 
 try:
     from langchain_core.callbacks import BaseCallbackHandler
@@ -85,21 +85,21 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
             # The tool will not run and on_tool_error will not fire: release what other
             # spendguard handlers (a second guard) already hold for this run.
             for hold in _RUNS.block(run_id):
-                settle(hold, failed=True)
+                settle(hold, ran=False)
             raise outcome.error
         if outcome is not None and not _RUNS.add(run_id, self, outcome):
-            settle(outcome, failed=True)  # another handler blocked this run meanwhile
+            settle(outcome, ran=False)  # another handler blocked this run meanwhile
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Commit the call's hold; release it if the tool reported an error result."""
         if hold := _RUNS.take(run_id, self):
             failed = isinstance(output, ToolMessage) and output.status == "error"
-            settle(hold, failed=failed)
+            settle(hold, ran=not failed)
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Release the call's hold: the tool raised."""
         if hold := _RUNS.take(run_id, self):
-            settle(hold, failed=True)
+            settle(hold, ran=False)
 
 
 class _OpenRuns:

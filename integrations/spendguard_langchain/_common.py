@@ -1,14 +1,12 @@
-"""What both LangChain adapters share: the install hint, pricing input and settling a hold."""
+"""What both LangChain adapters share: the install hint and the pricing input."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from spendguard import Hold
 from spendguard.pricing import PriceRule, Pricing
-from spendguard.pricing import settle as settle_hold
 
-__all__ = ["INSTALL_HINT", "Prices", "as_pricing", "settle"]
+__all__ = ["INSTALL_HINT", "Prices", "as_pricing"]
 
 INSTALL_HINT = (
     'spendguard_langchain needs LangChain: pip install "spendguard[langchain]" '
@@ -22,11 +20,3 @@ Prices = Pricing | Mapping[str, PriceRule]
 def as_pricing(prices: Prices) -> Pricing:
     """Return ``prices`` as a :class:`~spendguard.pricing.Pricing`."""
     return prices if isinstance(prices, Pricing) else Pricing(prices)
-
-
-def settle(hold: Hold, *, failed: bool) -> None:
-    """Commit the hold of a call that finished, release the one of a call that failed.
-
-    A failure to settle is logged, not raised (see :func:`spendguard.pricing.settle`).
-    """
-    settle_hold(hold, ran=not failed)

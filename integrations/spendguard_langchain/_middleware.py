@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from spendguard import Settlement, SpendGuard
-from spendguard.pricing import Blocked, aadmit, admit
-from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing, settle
+from spendguard.pricing import Blocked, aadmit, admit, settle
+from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing
 
 try:
     from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
@@ -95,9 +95,9 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         try:
             result = handler(request)
         except BaseException:
-            settle(outcome, failed=True)
+            settle(outcome, ran=False)
             raise
-        settle(outcome, failed=_is_error(result))
+        settle(outcome, ran=not _is_error(result))
         return result
 
     async def awrap_tool_call(
@@ -117,9 +117,9 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         try:
             result = await handler(request)
         except BaseException:
-            settle(outcome, failed=True)
+            settle(outcome, ran=False)
             raise
-        settle(outcome, failed=_is_error(result))
+        settle(outcome, ran=not _is_error(result))
         return result
 
     @hook_config(can_jump_to=["end"])
