@@ -17,6 +17,7 @@ caller passed also derive from :class:`ValueError`::
     │   └── MalformedSessionError(ValueError)  .field
     ├── HoldStateError                     a hold used against its state
     └── LedgerUnavailableError             the shared ledger cannot be reached
+        └── LedgerDataLostError            the shared ledger lost a session's book
 
 Failures of lower layers are chained with ``raise ... from exc``.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "CurrencyMismatchError",
     "HoldStateError",
     "InvalidAmountError",
+    "LedgerDataLostError",
     "LedgerUnavailableError",
     "MalformedSessionError",
     "PricingError",
@@ -178,3 +180,12 @@ class HoldStateError(SpendGuardError):
 
 class LedgerUnavailableError(SpendGuardError):
     """The shared ledger could not be reached; the guard blocks until it is back."""
+
+
+class LedgerDataLostError(LedgerUnavailableError):
+    """The shared ledger lost the book of a session it had written to (e.g. Redis restarted
+    without persistence, failed over to an empty replica, or was flushed).
+
+    Holds and charges recorded there are gone, so what is spent is unknown: the guard blocks
+    this session until an operator reopens it (see ``RedisLedger.reopen``).
+    """

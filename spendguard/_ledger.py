@@ -49,11 +49,17 @@ class ServerView:
         available: The server's available amount.
         spent: The server's spent total (max - available), None when the max is unknown.
         updated_at: Server update time of the available amount, epoch seconds.
+        read_at: The latest server time at which this reading may have been taken (the
+            response's ``Date`` plus its 1 s resolution and the skew tolerance), epoch
+            seconds; None when unknown. A kept view whose ``updated_at`` is after a later
+            view's ``read_at`` came from a server clock that ran ahead: the later view
+            replaces it.
     """
 
     available: Decimal
     spent: Decimal | None
     updated_at: float
+    read_at: float | None = None
 
 
 class LedgerTotals(NamedTuple):
@@ -140,8 +146,10 @@ class _Book:
     def observe(self, view: ServerView) -> None:
         if view is self.view:
             return
-        if view.updated_at <= self.view.updated_at:
-            if view.updated_at == self.view.updated_at and view.available < self.view.available:
+        kept = self.view
+        ahead = view.read_at is not None and kept.updated_at > view.read_at
+        if not ahead and view.updated_at <= kept.updated_at:
+            if view.updated_at == kept.updated_at and view.available < kept.available:
                 self.view = view
             return
         self.view = view
@@ -149,6 +157,12 @@ class _Book:
             return
         if self.baseline is None:
             self.baseline = view.spent
+            return
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        view = self.view
+        if view.spent is None or self.baseline is None or not self.pending:
             return
         growth = CONTEXT.subtract(view.spent, self.baseline)
         dropped = _ZERO
@@ -246,6 +260,9 @@ class InMemoryLedger:
             elif actual:
                 book.pending.append((actual, evidence_time))
                 book.unreflected = CONTEXT.add(book.unreflected, actual)
+                # The newest view may already show this payment (a refresh between paying
+                # and committing): it is evidence too, not only views still to come.
+                book.reconcile()
             return True
 
     def release(self, key: str, hold_id: str, now: float) -> bool:
