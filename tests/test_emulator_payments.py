@@ -221,3 +221,27 @@ def test_session_without_limits_accepts_any_payment(
     session = new_payment_session(None)
     _pay(session, x402_payment_input("500.00"))
     assert session.available() is None
+
+
+@pytest.mark.parametrize("timeout", ["soon", 60.5, -1, True, None, "1" * 40, 10**12])
+@pytest.mark.parametrize("token", [None, "retry-me"])
+def test_a_payment_that_cannot_be_completed_debits_nothing_even_when_retried(
+    emulator: PaymentsEmulator,
+    payment_session: PaymentSessionFixture,
+    timeout: object,
+    token: str | None,
+) -> None:
+    # Default retries: a 500 would be retried, and each attempt must not debit again.
+    client = emulator.client(Config(parameter_validation=False))
+    accept = dict(x402_payment_input("1.00")["cryptoX402"]["payload"])  # type: ignore[index]
+    accept["maxTimeoutSeconds"] = timeout
+    payment = {"cryptoX402": {"version": "1", "payload": accept}}
+    key = None if token is None else f"{token}-{uuid.uuid4()}"
+    calls = emulator.faults.calls("ProcessPayment")
+    with pytest.raises(ClientError) as info:
+        _pay(payment_session, payment, client=client, token=key)
+    code, status, message = _error(info)
+    assert (code, status) == ("ValidationException", 400)
+    assert "maxTimeoutSeconds" in message
+    assert payment_session.available() == Decimal("10.00")
+    assert emulator.faults.calls("ProcessPayment") == calls + 1  # a 400 is not retried

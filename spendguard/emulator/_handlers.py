@@ -8,6 +8,7 @@ body as the output shape's members (times as :class:`Instant`), or raises ``ApiE
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from spendguard.emulator._state import (
 #: Service-managed instrument for AWS_BILLING_X402 payments (exists for every manager).
 AWS_BILLING_INSTRUMENT = "aws.agentcorepayments.awsbilling.v1"
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_SECONDS = re.compile(r"[0-9]{1,9}")
+_MAX_TIMEOUT_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(slots=True)
@@ -146,6 +149,11 @@ def process_payment(env: Env, call: Call) -> dict[str, object]:
 
 
 def _pay(env: Env, call: Call, record: SessionRecord) -> dict[str, object]:
+    """Check, price and build the whole reply first; the debit comes last and cannot fail.
+
+    So a request that fails debits nothing, and a debit always has a reply for the
+    idempotency store to keep (a retry with the same clientToken replays it).
+    """
     p = call.params
     if call.now >= record.expires_at:
         raise validation(
@@ -164,8 +172,7 @@ def _pay(env: Env, call: Call, record: SessionRecord) -> dict[str, object]:
             f"{to_wire(record.available)} USD available in payment session {record.session_id}",
             fields=[FieldError("paymentInput", "amount exceeds the session's available budget")],
         )
-    record.debit(amount, call.now)
-    return {
+    reply: dict[str, object] = {
         "processPaymentId": str(uuid.uuid4()),
         "paymentManagerArn": record.arn,
         "paymentSessionId": record.session_id,
@@ -176,6 +183,8 @@ def _pay(env: Env, call: Call, record: SessionRecord) -> dict[str, object]:
         "createdAt": Instant(call.now),
         "updatedAt": Instant(call.now),
     }
+    record.debit(amount, call.now)
+    return reply
 
 
 def _instrument_network(env: Env, call: Call, instrument_id: str, payment_type: str) -> str:
@@ -213,11 +222,24 @@ def _proof(
         "to": accept.get("payTo", ""),
         "value": str(value),
         "validAfter": str(int(now) - 60),
-        "validBefore": str(int(now) + int(str(accept.get("maxTimeoutSeconds", 300)))),
+        "validBefore": str(int(now) + _timeout_seconds(accept)),
         "nonce": "0x" + digest,
     }
     payload = {"signature": "0x" + digest * 2 + "1b", "authorization": authorization}
     return {"cryptoX402": {"version": str(body["version"]), "payload": payload}}
+
+
+def _timeout_seconds(accept: dict[str, object]) -> int:
+    """The accept's ``maxTimeoutSeconds`` (default 300): a whole number up to a year."""
+    value = accept.get("maxTimeoutSeconds", 300)
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if _SECONDS.fullmatch(text) is None or int(text) > _MAX_TIMEOUT_SECONDS:
+        field = "paymentInput.cryptoX402.payload.maxTimeoutSeconds"
+        message = (
+            f"{str(value)[:40]!r} is not a whole number of seconds up to {_MAX_TIMEOUT_SECONDS}"
+        )
+        raise validation(f"{field}: {message}", fields=[FieldError(field, message)])
+    return int(text)
 
 
 def _address(network: str, seed: str) -> str:
