@@ -10,7 +10,13 @@ may pay live in four shapes:
   and ``currency``.
 
 x402 amounts are atomic units of ``accepts[i]["asset"]``, MPP amounts base units of
-``currency``; no decimals travel in the challenge, so they come from an allowlist of assets.
+``currency``. The allowlist of assets is the only source of an asset's decimals: x402 carries
+none, and an MPP request's optional ``decimals`` is a claim by the payee, not a fact about the
+token. So an MPP challenge whose ``decimals`` differ from the allowlist's (or are not an int)
+is blocked, never priced either way: the AgentCore service may honour the claim (the
+emulator does), so pricing by the allowlist could hold less than is charged, and pricing by
+the claim would let a payee set its own price scale. A currency not on the allowlist is
+blocked too.
 The header and body are read the way the SDK's own ``PaymentManager`` reads them, and MPP
 challenges through the SDK's own parser, so the policy prices the options the SDK can pay.
 """
@@ -124,10 +130,21 @@ def _mpp_options(request: dict[str, object], assets: Mapping[str, int]) -> list[
         currency = details.get("currency")
         if not isinstance(currency, str):
             raise ChallengeError("an MPP challenge request has no currency")
+        if "decimals" in details:
+            _check_claimed_decimals(details["decimals"], currency, assets)
         options.append(
             PaymentOption("mpp", currency, _price(details.get("amount"), currency, assets))
         )
     return options
+
+
+def _check_claimed_decimals(claimed: object, currency: str, assets: Mapping[str, int]) -> None:
+    decimals = _decimals(currency, assets)
+    if type(claimed) is not int or claimed != decimals:
+        raise ChallengeError(
+            f"the MPP challenge says {currency[:80]!r} has decimals {claimed!r:.20} but the "
+            f"allowlist says {decimals}, so its price is ambiguous"
+        )
 
 
 def _x402_options(
@@ -184,10 +201,15 @@ def _decode_v2_header(value: object) -> Mapping[str, object]:
     return payload
 
 
-def _price(units: object, asset: str, assets: Mapping[str, int]) -> Money:
+def _decimals(asset: str, assets: Mapping[str, int]) -> int:
     decimals = assets.get(_asset_key(asset))
     if decimals is None:
         raise ChallengeError(f"asset {asset[:80]!r} is not on the allowlist, its value is unknown")
+    return decimals
+
+
+def _price(units: object, asset: str, assets: Mapping[str, int]) -> Money:
+    decimals = _decimals(asset, assets)
     if isinstance(units, bool) or not isinstance(units, int | str):
         raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units")
     try:

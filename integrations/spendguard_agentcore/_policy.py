@@ -35,6 +35,11 @@ class SpendGuardPreSignPolicy:
     succeeded; an unknown asset, an unreadable challenge or a budget that does not fit returns
     ``False``, which the SDK turns into a ``PaymentError`` the model sees.
 
+    Amounts are scaled by the decimals in ``assets`` and nothing else. An MPP challenge may
+    carry its own ``decimals``; if they differ from the allowlist's, the challenge is blocked
+    rather than priced, because the service may charge by the challenge's figure (the local
+    emulator does) and a hold by the allowlist's would then be too small.
+
     The SDK gives no hook after signing: ``generate_payment_header`` calls ProcessPayment on the
     same session right after the policy, and nothing reports back whether it went through. So the
     hold is committed as soon as the policy allows (signing means money may move), by default
