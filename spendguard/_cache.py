@@ -1,12 +1,14 @@
-"""How long a fetched session stays fresh, and the single-flight cache that holds it."""
+"""How long a fetched session stays fresh, and the single-flight cache that holds it.
+
+Every duration here runs on the monotonic clock: a host whose wall clock steps (NTP) neither
+keeps a reading fresh longer nor ages it early.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from cachetools import TLRUCache
 
 from spendguard._session import SessionSnapshot
 
@@ -56,85 +58,120 @@ class Freshness:
         if self.min_ttl > self.max_ttl:
             raise ValueError("Freshness.min_ttl must not exceed max_ttl")
 
-    def ttl(self, snapshot: SessionSnapshot, now: float) -> float:
-        """Seconds from ``now`` (local clock) that ``snapshot`` stays fresh."""
-        server_now = now + snapshot.skew
-        age = max(0.0, server_now - snapshot.last_update.timestamp())
+    def ttl(self, snapshot: SessionSnapshot) -> float:
+        """Seconds after its fetch that ``snapshot`` stays fresh."""
+        age = max(0.0, snapshot.server_time - snapshot.view.updated_at)
         ttl = min(max(self.fraction * age, self.min_ttl), self.max_ttl)
-        until_expiry = snapshot.expires_at.timestamp() - self.expiry_margin - server_now
+        until_expiry = snapshot.expires_ts - self.expiry_margin - snapshot.server_time
         # An expired session cannot come back: keep it for min_ttl rather than refetching.
         return min(ttl, until_expiry) if until_expiry > 0 else self.min_ttl
 
 
-_KEY = "session"
+class _Flight:
+    """One fetch in progress; callers that arrive meanwhile share its result or failure."""
+
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: SessionSnapshot | None = None
+        self.error: BaseException | None = None
+
+    def wait(self) -> SessionSnapshot:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 class SessionCache:
-    """One session's snapshot in a cachetools TLRUCache, with single-flight refills.
+    """One session's newest snapshot and when it goes stale, with single-flight refills.
 
     Monotonic: a fetched snapshot whose server update time is older than the newest one seen
-    never replaces it (a lagging replica cannot roll the budget back).
+    never replaces it (a lagging replica cannot roll the budget back), unless the newest one
+    claims an update time after the later response's ``Date``: its server clock ran ahead, and
+    keeping it would discard every correct reading after it.
+
+    Args:
+        freshness: The lifetime rules.
+        timer: The monotonic clock durations are measured on.
     """
 
-    def __init__(self, freshness: Freshness, clock: Callable[[], float]) -> None:
+    def __init__(self, freshness: Freshness, timer: Callable[[], float]) -> None:
         self._freshness = freshness
+        self._timer = timer
         self._lock = threading.Lock()
-        self._fill_lock = threading.Lock()
-        self._clock = clock
-        self._newest: SessionSnapshot | None = None
-        self._fast: tuple[SessionSnapshot | None, float] = (None, 0.0)
-        self._cache: TLRUCache[str, SessionSnapshot] = TLRUCache(
-            maxsize=1, ttu=self._ttu, timer=clock
-        )
-
-    def _ttu(self, _key: str, snapshot: SessionSnapshot, now: float) -> float:
-        return now + self._freshness.ttl(snapshot, now)
+        # (newest snapshot, monotonic time it goes stale): one tuple, read and replaced whole.
+        self._entry: tuple[SessionSnapshot | None, float] = (None, float("-inf"))
+        self._flight: _Flight | None = None
 
     def get(self) -> SessionSnapshot | None:
         """The fresh snapshot, or None when a fetch is due."""
-        # Lock-free fast path: one atomic read of what the last put() computed for the TLRU
-        # entry; the locked cache lookup decides whenever that is not clearly fresh.
-        snapshot, until = self._fast
-        if snapshot is not None and self._clock() < until:
+        snapshot, until = self._entry
+        if snapshot is not None and self._timer() < until:
             return snapshot
-        with self._lock:
-            return self._cache.get(_KEY)
+        return None
 
     def get_or_fill(self, fetch: Callable[[], SessionSnapshot]) -> SessionSnapshot:
-        """The fresh snapshot, fetching it once however many callers miss together."""
+        """The fresh snapshot, fetching it once however many callers miss together.
+
+        Callers that wait on a fetch share its outcome: when it fails, they all fail with its
+        error at once instead of each trying again in turn behind a hanging service.
+        """
         cached = self.get()
         if cached is not None:
             return cached
-        with self._fill_lock:
+        with self._lock:
             cached = self.get()
             if cached is not None:
                 return cached
-            return self.put(fetch())
+            flight = self._flight
+            if flight is not None:
+                leader = False
+            else:
+                leader, flight = True, _Flight()
+                self._flight = flight
+        if not leader:
+            return flight.wait()
+        try:
+            flight.result = self.put(fetch())
+            return flight.result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._flight = None
+            flight.done.set()
 
     def put(self, snapshot: SessionSnapshot) -> SessionSnapshot:
         """Install ``snapshot`` unless an already seen one is newer; return the one kept."""
+        # The lifetime runs from this fetch even when an older reading keeps its place.
+        until = snapshot.fetched_mono + self._freshness.ttl(snapshot)
         with self._lock:
-            newest = self._newest
+            newest = self._entry[0]
             if newest is not None and _older(snapshot, newest):
                 snapshot = newest
-            self._newest = snapshot
-            self._cache[_KEY] = snapshot
-            self._fast = (snapshot, self._ttu(_KEY, snapshot, self._clock()))
+            self._entry = (snapshot, until)
             return snapshot
 
     @property
     def newest(self) -> SessionSnapshot | None:
         """The newest snapshot ever seen, fresh or not."""
-        return self._newest
+        return self._entry[0]
 
     def fresh_until(self) -> float | None:
-        """Local time at which the cached snapshot goes stale, None if none is fresh."""
-        with self._lock:
-            return self._fast[1] if _KEY in self._cache else None
+        """Monotonic time at which the cached snapshot goes stale, None if none is fresh."""
+        snapshot, until = self._entry
+        return until if snapshot is not None and self._timer() < until else None
 
 
 def _older(candidate: SessionSnapshot, newest: SessionSnapshot) -> bool:
-    if candidate.last_update != newest.last_update:
-        return candidate.last_update < newest.last_update
+    kept, new = newest.view, candidate.view
+    if new.read_at is not None and kept.updated_at > new.read_at:
+        return False  # the kept reading is stamped after this later response was sent
+    if kept.updated_at != new.updated_at:
+        return new.updated_at < kept.updated_at
     # Same update time: keep the more conservative reading.
-    return candidate.available > newest.available
+    return new.available > kept.available

@@ -11,6 +11,7 @@ from spendguard._money import Amount, Money
 
 if TYPE_CHECKING:
     from spendguard._guard import SpendGuard
+    from spendguard._hold import ReleaseOn
     from spendguard._ledger import Settlement
 
 P = ParamSpec("P")
@@ -32,6 +33,7 @@ def charges(
     guard: SpendGuard,
     cost: Amount | Callable[..., Amount],
     settlement: Settlement | None,
+    release_on: ReleaseOn = (),
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Build the decorator behind :meth:`SpendGuard.charges`."""
     price = _pricer(cost, guard.currency)
@@ -42,14 +44,18 @@ def charges(
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                async with guard.areserve(price(*args, **kwargs), settlement=settlement):
+                async with guard.areserve(
+                    price(*args, **kwargs), settlement=settlement, release_on=release_on
+                ):
                     return await afunc(*args, **kwargs)
 
             return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with guard.reserve(price(*args, **kwargs), settlement=settlement):
+            with guard.reserve(
+                price(*args, **kwargs), settlement=settlement, release_on=release_on
+            ):
                 return func(*args, **kwargs)
 
         return wrapper

@@ -16,6 +16,7 @@ caller passed also derive from :class:`ValueError`::
     │   ├── SessionUnavailableError        throttling, internal errors, network, after retries
     │   └── MalformedSessionError(ValueError)  .field
     ├── HoldStateError                     a hold used against its state
+    ├── NothingSpentError                  raised by YOUR code: the failed call spent nothing
     └── LedgerUnavailableError             the shared ledger cannot be reached
         └── LedgerDataLostError            the shared ledger lost a session's book
 
@@ -38,6 +39,7 @@ __all__ = [
     "LedgerDataLostError",
     "LedgerUnavailableError",
     "MalformedSessionError",
+    "NothingSpentError",
     "PricingError",
     "SessionAccessDeniedError",
     "SessionError",
@@ -176,6 +178,17 @@ class MalformedSessionError(SessionError, ValueError):
 
 class HoldStateError(SpendGuardError):
     """A hold was used against its state, e.g. committing more than was held."""
+
+
+class NothingSpentError(SpendGuardError):
+    """Raise it (or a subclass) from a guarded call to say that it failed before spending.
+
+    spendguard never raises it. By default an exception inside a hold keeps the charge: a paid
+    API may take the money and then time out, and the guard cannot tell. A call that knows
+    nothing moved says so with this error (typically ``raise NothingSpentError(...) from
+    exc``) or with the ``release_on`` exception types of the guard's decorator, context
+    manager and adapters; the hold is then released.
+    """
 
 
 class LedgerUnavailableError(SpendGuardError):

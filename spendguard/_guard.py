@@ -6,14 +6,20 @@ import asyncio
 import itertools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar
 
 from spendguard._cache import Freshness, SessionCache
-from spendguard._errors import BudgetExceededError, LedgerUnavailableError, SessionExpiredError
-from spendguard._hold import Hold, Reservation
+from spendguard._errors import (
+    BudgetExceededError,
+    LedgerUnavailableError,
+    SessionExpiredError,
+    SpendGuardError,
+)
+from spendguard._hold import Hold, ReleaseOn, Reservation
 from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
 from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
@@ -30,6 +36,10 @@ _SETTLEMENTS = ("session", "external")
 def _wall_clock() -> float:
     # Looked up at each call, so that freezegun and similar tools can move it.
     return time.time()
+
+
+def _monotonic() -> float:
+    return time.monotonic()
 
 
 def _utc(epoch: float) -> datetime:
@@ -66,7 +76,11 @@ class SpendGuard:
         settlement: Default settlement of charges. ``"external"`` (default): the charge is
             paid elsewhere and stays deducted for the session's life. ``"session"``: paid by
             ProcessPayment through this session; deducted until the server shows it absorbed.
-        clock: Returns epoch seconds (default ``time.time``, looked up at each call).
+        clock: The wall clock, epoch seconds (default ``time.time``, looked up at each call).
+            Used only to compare with the server's times when a response has no ``Date``.
+        timer: The monotonic clock every duration is measured on: freshness, expiry, hold
+            leases (default ``time.monotonic``, looked up at each call). A wall clock that
+            steps (NTP) never extends a reading's life nor lapses a live hold.
         freshness: Cache lifetime rules.
         hold_lease: Seconds after which an unsettled hold lapses into a charge.
         currency: The session's currency (the service speaks USD).
@@ -86,6 +100,7 @@ class SpendGuard:
         ledger: Ledger | None = None,
         settlement: Settlement = "external",
         clock: Callable[[], float] | None = None,
+        timer: Callable[[], float] | None = None,
         freshness: Freshness | None = None,
         hold_lease: float = 900.0,
         currency: str = "USD",
@@ -120,8 +135,9 @@ class SpendGuard:
         self._local_ledger = isinstance(self._ledger, InMemoryLedger)
         self._settlement: Settlement = settlement
         self._clock = clock or _wall_clock
+        self._timer = timer or _monotonic
         self._freshness = freshness or Freshness()
-        self._cache = SessionCache(self._freshness, self._clock)
+        self._cache = SessionCache(self._freshness, self._timer)
         self._lease = float(hold_lease)
         self._currency = currency
         self._key = f"{payment_manager_arn}/{payment_session_id}"
@@ -143,13 +159,17 @@ class SpendGuard:
     def _fetch(self) -> SessionSnapshot:
         if self._client is None:
             self._client = _default_client()
-        response, fetched_at, date = fetch_session(self._client, self._request, self._clock)
+        response, fetched_at, fetched_mono, date = fetch_session(
+            self._client, self._request, self._clock, self._timer
+        )
         return parse_session(
             response,
             session_id=self.payment_session_id,
             currency=self._currency,
             fetched_at=fetched_at,
             server_date=date,
+            fetched_mono=fetched_mono,
+            skew_tolerance=self._freshness.skew_tolerance,
         )
 
     def _session(self) -> SessionSnapshot:
@@ -191,12 +211,12 @@ class SpendGuard:
             exc.session_id = self.payment_session_id
 
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
-        return now + snap.skew >= snap.expires_ts - self._freshness.expiry_margin
+        return now >= snap.expires_mono - self._freshness.expiry_margin
 
     # -- decisions -----------------------------------------------------------------------
 
     def _decide(self, snap: SessionSnapshot, money: Money) -> Decision:
-        now = self._clock()
+        now = self._timer()
         sid = self.payment_session_id
         if self._expired(snap, now):
             return Decision(False, money, Money.zero(self._currency), sid, snap.expires_at)
@@ -227,9 +247,15 @@ class SpendGuard:
 
     # -- holds ---------------------------------------------------------------------------
 
-    def _hold(self, snap: SessionSnapshot, money: Money, settlement: Settlement | None) -> Hold:
+    def _hold(
+        self,
+        snap: SessionSnapshot,
+        money: Money,
+        settlement: Settlement | None,
+        release_on: ReleaseOn = (),
+    ) -> Hold:
         kind = self._settlement if settlement is None else _check_settlement(settlement)
-        now = self._clock()
+        now = self._timer()
         if self._expired(snap, now):
             raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
         hold_id = f"{self._token}-{next(self._ids)}"
@@ -243,14 +269,26 @@ class SpendGuard:
         if not granted:
             available = _trusted(totals.effective, self._currency)
             raise BudgetExceededError(money, available, session_id=self.payment_session_id)
-        return Hold(self, hold_id, money, kind)
+        # The payment cannot have happened before the hold: a view updated after this time
+        # (less the skew tolerance) may show it.
+        evidence = snap.server_now(now) - self._freshness.skew_tolerance
+        return Hold(self, hold_id, money, kind, evidence, release_on)
 
-    def reserve(self, amount: Amount, *, settlement: Settlement | None = None) -> Hold:
+    def reserve(
+        self,
+        amount: Amount,
+        *,
+        settlement: Settlement | None = None,
+        release_on: ReleaseOn = (),
+    ) -> Hold:
         """Hold ``amount`` for a call about to run.
 
         Args:
             amount: The most the call may cost.
             settlement: Overrides the guard's default settlement for this charge.
+            release_on: Exception types that, raised inside the hold's ``with`` block, mean
+                the call spent nothing (the hold is released). Any other exception keeps the
+                charge, since the paid action may have happened before it.
 
         Returns:
             The hold; use it as a context manager or settle it explicitly.
@@ -263,47 +301,68 @@ class SpendGuard:
             LedgerUnavailableError: A shared ledger could not be reached.
         """
         money = Money.of(amount, self._currency)
-        return self._hold(self._session(), money, settlement)
+        return self._hold(self._session(), money, settlement, _check_release_on(release_on))
 
-    def areserve(self, amount: Amount, *, settlement: Settlement | None = None) -> Reservation:
+    def areserve(
+        self,
+        amount: Amount,
+        *,
+        settlement: Settlement | None = None,
+        release_on: ReleaseOn = (),
+    ) -> Reservation:
         """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
+
+        A reservation cancelled while it waits (e.g. by ``asyncio.wait_for``) leaves nothing
+        held, even when a shared ledger's worker thread granted the hold meanwhile.
 
         Raises:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
-        return Reservation(self._areserve(money, settlement))
+        return Reservation(self._areserve(money, settlement, _check_release_on(release_on)))
 
-    async def _areserve(self, money: Money, settlement: Settlement | None) -> Hold:
-        return await self._offload(self._hold, await self._asession(), money, settlement)
+    async def _areserve(
+        self, money: Money, settlement: Settlement | None, release_on: ReleaseOn
+    ) -> Hold:
+        snap = await self._asession()
+        if self._local_ledger:
+            return self._hold(snap, money, settlement, release_on)
+        claim = _Claim()
+
+        def hold_unless_cancelled() -> Hold:
+            hold = self._hold(snap, money, settlement, release_on)
+            if not claim.deliver(hold):
+                _release_quietly(hold)
+            return hold
+
+        work = asyncio.ensure_future(asyncio.to_thread(hold_unless_cancelled))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            orphan = claim.cancel()
+            if orphan is not None:  # granted, but its owner stopped waiting for it
+                threading.Thread(target=_release_quietly, args=(orphan,), daemon=True).start()
+            raise
 
     def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
-        now = self._clock()
+        now = self._timer()
         try:
             if charge is None:
                 found = self._ledger.release(self._key, hold.id, now)
             else:
-                evidence = self._evidence_time(now, receipt)
+                evidence = hold._evidence if receipt is None else _receipt_time(receipt)
                 found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
         except LedgerUnavailableError as exc:
             self._tag(exc)
             raise
         if not found:
             _log.warning(
-                "hold %s of session %s had lapsed; its full amount %s stays deducted",
+                "hold %s of session %s had lapsed before it was settled; the ledger counts its "
+                "full amount %s as spent",
                 hold.id,
                 self.payment_session_id,
                 hold.amount,
             )
-
-    def _evidence_time(self, now: float, receipt: datetime | None) -> float:
-        if receipt is not None:
-            if receipt.tzinfo is None:
-                raise ValueError("receipt_time must be timezone-aware")
-            return receipt.timestamp()
-        newest = self._cache.newest
-        skew = newest.skew if newest is not None else 0.0
-        return now + skew - self._freshness.skew_tolerance
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -320,7 +379,7 @@ class SpendGuard:
         return await self._offload(self._report, await self._asession())
 
     def _report(self, snap: SessionSnapshot) -> GuardSnapshot:
-        now = self._clock()
+        now = self._timer()
         totals = self._totals(snap, now)
         expired = self._expired(snap, now)
 
@@ -341,7 +400,7 @@ class SpendGuard:
             expired=expired,
             updated_at=snap.last_update,
             fetched_at=_utc(snap.fetched_at),
-            fresh_until=_utc(self._cache.fresh_until() or snap.fetched_at),
+            fresh_until=_utc(self._clock() + max(0.0, (self._cache.fresh_until() or now) - now)),
         )
 
     # -- decorator -----------------------------------------------------------------------
@@ -351,26 +410,74 @@ class SpendGuard:
         cost: Amount | Callable[..., Amount],
         *,
         settlement: Settlement | None = None,
+        release_on: ReleaseOn = (),
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so every call is paid for from the budget.
 
-        The cost is held before the call, committed when it returns and released if it
-        raises; an over-budget call raises :class:`BudgetExceededError` and never runs.
+        The cost is held before the call and committed when the call ends, whether it returns
+        or raises: a paid API may take the money and then fail. Only a
+        :class:`~spendguard.NothingSpentError` or an exception of ``release_on`` releases it.
+        An over-budget call raises :class:`BudgetExceededError` and never runs.
 
         Args:
             cost: A fixed amount, or a callable taking the function's arguments and returning
                 the amount.
             settlement: Settlement of these charges (default: the guard's).
+            release_on: Exception types that mean the call spent nothing.
 
         Returns:
             A decorator that keeps the function's signature and metadata.
         """
         from spendguard._decorator import charges  # noqa: PLC0415 - avoids an import cycle
 
-        return charges(self, cost, settlement)
+        return charges(self, cost, settlement, _check_release_on(release_on))
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+class _Claim:
+    """Hands a hold granted in a worker thread to its awaiting caller, or marks it orphaned."""
+
+    __slots__ = ("_cancelled", "_hold", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._hold: Hold | None = None
+
+    def deliver(self, hold: Hold) -> bool:
+        with self._lock:
+            self._hold = hold
+            return not self._cancelled
+
+    def cancel(self) -> Hold | None:
+        with self._lock:
+            self._cancelled = True
+            return self._hold
+
+
+def _release_quietly(hold: Hold) -> None:
+    try:
+        hold.release()
+    except SpendGuardError:
+        _log.warning("could not release orphaned hold %s; it will lapse as spent", hold.id)
+
+
+def _check_release_on(value: object) -> ReleaseOn:
+    if isinstance(value, type):
+        value = (value,)
+    if not isinstance(value, tuple) or not all(
+        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+    ):
+        raise ValueError(f"release_on must be a tuple of exception types, got {value!r}")
+    return value
+
+
+def _receipt_time(receipt: datetime) -> float:
+    if not isinstance(receipt, datetime) or receipt.tzinfo is None:
+        raise ValueError("receipt_time must be a timezone-aware datetime")
+    return receipt.timestamp()
 
 
 def _check_settlement(value: object) -> Settlement:

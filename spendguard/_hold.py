@@ -9,42 +9,63 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from spendguard._errors import HoldStateError
+from spendguard._errors import HoldStateError, NothingSpentError
 from spendguard._money import Amount, Money
 
 if TYPE_CHECKING:
     from spendguard._guard import SpendGuard
     from spendguard._ledger import Settlement
 
-__all__ = ["Hold", "HoldState", "Reservation"]
+__all__ = ["Hold", "HoldState", "ReleaseOn", "Reservation"]
 
 HoldState = Literal["held", "committed", "released"]
+#: Exception types that mean a failed call spent nothing, see :meth:`Hold.finish`.
+ReleaseOn = tuple[type[BaseException], ...]
 
 
 class Hold:
     """Money held for one call in flight, returned by :meth:`SpendGuard.reserve`.
 
     Use it as a context manager (``with`` or ``async with``): it commits the held amount when
-    the block succeeds and releases it when the block raises. Or settle it explicitly with
+    the block ends, also when it raises (the paid action may have happened before the error),
+    unless the exception says nothing was spent (:meth:`finish`). Or settle it explicitly with
     :meth:`commit` or :meth:`release`; both are idempotent and thread-safe.
 
     Attributes:
         id: Unique id of the hold (per process token + counter).
         amount: The amount held.
         settlement: ``"session"`` or ``"external"``, see :class:`SpendGuard`.
+        release_on: Exception types that mean the call spent nothing.
     """
 
-    __slots__ = ("_guard", "_lock", "_state", "amount", "id", "settlement")
+    __slots__ = (
+        "_evidence",
+        "_guard",
+        "_lock",
+        "_state",
+        "amount",
+        "id",
+        "release_on",
+        "settlement",
+    )
 
     def __init__(
-        self, guard: SpendGuard, hold_id: str, amount: Money, settlement: Settlement
+        self,
+        guard: SpendGuard,
+        hold_id: str,
+        amount: Money,
+        settlement: Settlement,
+        evidence: float,
+        release_on: ReleaseOn = (),
     ) -> None:
         self._guard = guard
         self._lock = threading.Lock()
         self._state: HoldState = "held"
+        self._evidence = evidence
         self.id = hold_id
         self.amount = amount
         self.settlement = settlement
+        self.release_on = release_on
 
     @property
     def state(self) -> HoldState:
@@ -99,11 +120,34 @@ class Hold:
         """Async :meth:`release`: a shared ledger's round trip runs in a worker thread."""
         await self._guard._offload(self.release)
 
-    def _exit(self, failed: bool) -> None:
-        if failed:
+    def spent_nothing(self, error: BaseException | None) -> bool:
+        """Whether ``error``, raised by the guarded call, says that nothing was spent.
+
+        True only for a :class:`~spendguard.NothingSpentError` or an instance of one of
+        :attr:`release_on`; any other exception may have come after the money moved.
+        """
+        return isinstance(error, (NothingSpentError, *self.release_on))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Settle the hold of a call that ran and ended, with ``error`` if it raised.
+
+        Commits the held amount, unless :meth:`spent_nothing` says the error means nothing
+        was spent, in which case the hold is released. A no-op once settled.
+
+        Args:
+            error: The exception the call raised, or None when it returned.
+        """
+        if self._state != "held":
+            return
+        if self.spent_nothing(error):
             self.release()
-        elif self._state == "held":
+        else:
             self.commit()
+
+    async def afinish(self, error: BaseException | None = None) -> None:
+        """Async :meth:`finish`: a shared ledger's round trip runs in a worker thread."""
+        if self._state == "held":
+            await self._guard._offload(self.finish, error)
 
     def __enter__(self) -> Hold:
         return self
@@ -114,7 +158,7 @@ class Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc_type is not None)
+        self.finish(exc)
 
     async def __aenter__(self) -> Hold:
         return self
@@ -125,10 +169,7 @@ class Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is not None:
-            await self.arelease()
-        elif self._state == "held":
-            await self.acommit()
+        await self.afinish(exc)
 
     def __repr__(self) -> str:
         return f"Hold(id={self.id!r}, amount={self.amount}, state={self._state!r})"

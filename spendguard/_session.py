@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,6 +24,10 @@ from spendguard._ledger import ServerView
 from spendguard._money import CONTEXT, Money
 
 __all__ = ["PaymentSessionClient", "SessionSnapshot", "fetch_session", "parse_session"]
+
+_log = logging.getLogger("spendguard")
+#: The ``Date`` header has 1 s resolution; server times within it of each other agree.
+DATE_RESOLUTION = 1.0
 
 _UNAVAILABLE_CODES = frozenset(
     {
@@ -73,11 +79,16 @@ class SessionSnapshot:
         updated_at: Last update of the session, UTC.
         available_updated_at: ``availableLimits.updatedAt`` when sent, UTC.
         expires_at: ``createdAt + expiryTimeInMinutes``, UTC.
-        fetched_at: Local clock reading (epoch seconds) when the response arrived.
+        fetched_at: Local wall clock reading (epoch seconds) when the response arrived.
+        fetched_mono: Local monotonic clock reading when the response arrived; every
+            duration (freshness, expiry) is measured from it, never on the wall clock.
+        server_time: The server's time when it answered (epoch seconds): the ``Date`` header,
+            or the local wall clock without one; never earlier than the body's own times.
         skew: Estimated server clock minus local clock, in seconds, from the ``Date`` header.
         has_date: Whether the skew comes from a ``Date`` header (else it is 0 and unknown).
         view: What the ledger needs of this reading (server clock, epoch seconds).
         expires_ts: ``expires_at`` as epoch seconds.
+        expires_mono: The monotonic clock reading at which the session expires.
     """
 
     session_id: str
@@ -89,15 +100,22 @@ class SessionSnapshot:
     available_updated_at: datetime | None
     expires_at: datetime
     fetched_at: float
+    fetched_mono: float
+    server_time: float
     skew: float
     has_date: bool
     view: ServerView
     expires_ts: float
+    expires_mono: float
 
     @property
     def last_update(self) -> datetime:
         """When the available amount last changed, per the server."""
         return self.available_updated_at or self.updated_at
+
+    def server_now(self, mono: float) -> float:
+        """The server's time at monotonic reading ``mono``, by the time elapsed since the fetch."""
+        return self.server_time + (mono - self.fetched_mono)
 
     @property
     def spent(self) -> Decimal | None:
@@ -106,19 +124,27 @@ class SessionSnapshot:
 
 
 def fetch_session(
-    client: PaymentSessionClient, request: Mapping[str, str], clock: Callable[[], float]
-) -> tuple[Mapping[str, Any], float, float | None]:
+    client: PaymentSessionClient,
+    request: Mapping[str, str],
+    clock: Callable[[], float],
+    timer: Callable[[], float],
+) -> tuple[Mapping[str, Any], float, float, float | None]:
     """Call GetPaymentSession and translate every failure into a SessionError.
 
+    botocore parses the response (timestamps included) in spendguard's own decimal context,
+    so the caller's ``decimal.getcontext()`` cannot break or change the reading.
+
     Returns:
-        The response, the local time it arrived, and the server ``Date`` as epoch seconds.
+        The response, the local wall and monotonic times it arrived, and the server ``Date``
+        as epoch seconds.
     """
     session_id = request.get("paymentSessionId")
     try:
-        response = client.get_payment_session(**request)
+        with decimal.localcontext(decimal.Context()):
+            response = client.get_payment_session(**request)
     except Exception as exc:
         raise _translate(exc, session_id) from exc
-    return response, clock(), _server_date(response)
+    return response, clock(), timer(), _server_date(response)
 
 
 def _translate(exc: Exception, session_id: str | None) -> SessionError:
@@ -207,12 +233,19 @@ def parse_session(
     currency: str,
     fetched_at: float,
     server_date: float | None,
+    fetched_mono: float = 0.0,
+    skew_tolerance: float = 2.0,
 ) -> SessionSnapshot:
     """Parse a GetPaymentSession response strictly; any doubt raises MalformedSessionError.
 
     Absences, chosen to fail closed: no ``availableLimits.availableSpendAmount`` means nothing
     is available (every charge blocks); no ``limits`` means the maximum is unknown, so the
     server's spent total is unknown and locally committed session charges are never dropped.
+
+    Times: a ``Date`` header earlier than the body's own ``createdAt`` / ``updatedAt`` by more
+    than its 1 s resolution plus ``skew_tolerance`` cannot be right; the server's time is then
+    taken as the latest body time (the safe side: the session is older, its expiry nearer)
+    and the reading may not overrule others by its ``Date``.
     """
     body = _field(response, "paymentSession", session_id)
     if not isinstance(body, Mapping):
@@ -258,6 +291,15 @@ def parse_session(
     )
     spent = None if max_spend is None else CONTEXT.subtract(max_spend.amount, available.amount)
     expires_at = created + timedelta(minutes=minutes)
+    last_update = (available_updated or updated).timestamp()
+    server_time, read_at = _server_time(
+        server_date,
+        fetched_at,
+        max(created.timestamp(), updated.timestamp(), last_update),
+        skew_tolerance,
+        session_id,
+    )
+    expires_ts = expires_at.timestamp()
     return SessionSnapshot(
         session_id=session_id,
         max_spend=max_spend,
@@ -268,8 +310,37 @@ def parse_session(
         available_updated_at=available_updated,
         expires_at=expires_at,
         fetched_at=fetched_at,
-        skew=0.0 if server_date is None else server_date - fetched_at,
+        fetched_mono=fetched_mono,
+        server_time=server_time,
+        skew=server_time - fetched_at if server_date is not None else 0.0,
         has_date=server_date is not None,
-        view=ServerView(available.amount, spent, (available_updated or updated).timestamp()),
-        expires_ts=expires_at.timestamp(),
+        view=ServerView(available.amount, spent, last_update, read_at),
+        expires_ts=expires_ts,
+        expires_mono=fetched_mono + (expires_ts - server_time),
     )
+
+
+def _server_time(
+    server_date: float | None,
+    fetched_at: float,
+    latest_body_time: float,
+    skew_tolerance: float,
+    session_id: str,
+) -> tuple[float, float | None]:
+    """The server's time at the reading, and the latest server time it may have been taken."""
+    if server_date is None:
+        return max(fetched_at, latest_body_time), None
+    if server_date + DATE_RESOLUTION + skew_tolerance < latest_body_time:
+        _log.warning(
+            "payment session %s: the Date header (%s) is earlier than the session's own "
+            "times (%s); using the latter",
+            session_id,
+            _iso(server_date),
+            _iso(latest_body_time),
+        )
+        return latest_body_time, None
+    return max(server_date, latest_body_time), server_date + DATE_RESOLUTION + skew_tolerance
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()

@@ -25,7 +25,7 @@ from spendguard._money import Amount, Money
 
 if TYPE_CHECKING:
     from spendguard._guard import SpendGuard
-    from spendguard._hold import Hold
+    from spendguard._hold import Hold, ReleaseOn
     from spendguard._ledger import Settlement
 
 __all__ = [
@@ -87,7 +87,8 @@ def _parse_arguments(raw: str, tool_name: str) -> Mapping[str, object]:
         )
     try:
         parsed = json.loads(raw or "{}", parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError, ArithmeticError) as exc:
+        # ArithmeticError: a number such as 1e99999999999999999999 that Decimal refuses.
         raise PricingError(
             f"arguments of {tool_name!r} are not valid JSON: {exc}", tool_name=tool_name
         ) from exc
@@ -208,6 +209,7 @@ def admit(
     arguments: Mapping[str, object] | str,
     *,
     settlement: Settlement | None = None,
+    release_on: ReleaseOn = (),
 ) -> Hold | Blocked | None:
     """Price a tool call and hold its cost.
 
@@ -217,6 +219,7 @@ def admit(
         tool_name: The tool about to run.
         arguments: Its arguments (mapping or raw JSON string).
         settlement: Settlement of the charge (default: the guard's).
+        release_on: Exception types that mean the tool spent nothing, see :func:`settle`.
 
     Returns:
         A :class:`Hold` to commit or release when the call ends, a :class:`Blocked` when the
@@ -225,7 +228,9 @@ def admit(
     """
     try:
         price = _charge(pricing, tool_name, arguments)
-        return None if price is None else guard.reserve(price, settlement=settlement)
+        if price is None:
+            return None
+        return guard.reserve(price, settlement=settlement, release_on=release_on)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
 
@@ -237,17 +242,25 @@ async def aadmit(
     arguments: Mapping[str, object] | str,
     *,
     settlement: Settlement | None = None,
+    release_on: ReleaseOn = (),
 ) -> Hold | Blocked | None:
     """Async :func:`admit`; the session is read in a worker thread when stale."""
     try:
         price = _charge(pricing, tool_name, arguments)
-        return None if price is None else await guard.areserve(price, settlement=settlement)
+        if price is None:
+            return None
+        return await guard.areserve(price, settlement=settlement, release_on=release_on)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
 
 
-def settle(hold: Hold, *, ran: bool) -> None:
-    """Commit the hold of a call that ran, release the one of a call that did not.
+def settle(hold: Hold, *, ran: bool, error: BaseException | None = None) -> None:
+    """Settle the hold of a tool call once the framework says how it ended.
+
+    A call that did not run is released. A call that ran is committed, also when it raised
+    (``error``): the paid action may have happened before the error. Only an error that says
+    nothing was spent releases it (:meth:`Hold.spent_nothing`: a
+    :class:`~spendguard.NothingSpentError`, or a type of the adapter's ``release_on``).
 
     Meant for adapters' "after the call" events, where raising would break the framework's
     run: a failure to settle (e.g. a shared ledger that is down) is logged, not raised. The
@@ -256,10 +269,11 @@ def settle(hold: Hold, *, ran: bool) -> None:
     Args:
         hold: The hold :func:`admit` returned.
         ran: Whether the call ran (and so may have spent).
+        error: The exception the call raised, if any.
     """
     try:
         if ran:
-            hold.commit()
+            hold.finish(error)
         else:
             hold.release()
     except SpendGuardError:

@@ -19,15 +19,31 @@ T0 = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 
 @dataclass
 class Clock:
-    """An injectable clock (epoch seconds) that tests move by hand."""
+    """An injectable wall clock (epoch seconds) and monotonic timer that tests move by hand.
+
+    ``advance`` moves both, as time passing does; ``step`` moves only the wall clock, as NTP
+    correcting the host does. Pass both to a guard with ``**clock.kwargs``.
+    """
 
     now: float = T0.timestamp()
+    mono: float = 1000.0
 
     def __call__(self) -> float:
         return self.now
 
+    def timer(self) -> float:
+        return self.mono
+
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        self.mono += seconds
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {"clock": self, "timer": self.timer}
 
 
 @dataclass

@@ -8,11 +8,13 @@ import inspect
 import pytest
 from support import ARN, SID, Clock, ScriptedClient, Session
 
-from spendguard import BudgetExceededError, InvalidAmountError, Money, SpendGuard
+from spendguard import BudgetExceededError, InvalidAmountError, Money, NothingSpentError, SpendGuard
 
 
 def make(available: str = "1.00") -> SpendGuard:
-    return SpendGuard(ARN, SID, client=ScriptedClient(Session(available=available)), clock=Clock())
+    return SpendGuard(
+        ARN, SID, client=ScriptedClient(Session(available=available)), **Clock().kwargs
+    )
 
 
 def test_fixed_cost_is_charged_per_call() -> None:
@@ -59,16 +61,79 @@ def test_cost_callable_sees_the_arguments() -> None:
         buy("pen", 3)
 
 
-def test_failed_call_is_released() -> None:
+def test_a_call_that_raises_after_paying_keeps_its_charge() -> None:
+    # A paid API that takes the money and then times out: the guard cannot tell, so the
+    # charge stays. Three such calls of 0.60 cannot run against a 1.00 budget.
+    guard = make("1.00")
+    ran: list[int] = []
+
+    @guard.charges("0.60")
+    def pay_then_time_out() -> None:
+        ran.append(1)
+        raise TimeoutError("upstream timed out after charging")
+
+    with pytest.raises(TimeoutError):
+        pay_then_time_out()
+    for _ in range(2):
+        with pytest.raises(BudgetExceededError):
+            pay_then_time_out()
+    assert ran == [1]
+    assert guard.snapshot().effective_available == Money.of("0.40")
+    assert guard.snapshot().held == Money.zero()
+
+
+def test_nothing_spent_error_releases_the_charge() -> None:
     guard = make("1.00")
 
     @guard.charges("0.40")
-    def flaky() -> None:
-        raise TimeoutError("upstream timed out")
+    def refused_before_paying() -> None:
+        raise NothingSpentError("the provider refused the request before charging")
 
-    with pytest.raises(TimeoutError):
-        flaky()
+    with pytest.raises(NothingSpentError):
+        refused_before_paying()
     assert guard.snapshot().effective_available == Money.of("1.00")
+
+
+def test_release_on_names_the_exceptions_that_spend_nothing() -> None:
+    guard = make("1.00")
+
+    @guard.charges("0.40", release_on=(ConnectionRefusedError,))
+    def refused(kind: type[Exception]) -> None:
+        raise kind("no")
+
+    with pytest.raises(ConnectionRefusedError):
+        refused(ConnectionRefusedError)
+    assert guard.snapshot().effective_available == Money.of("1.00")
+    with pytest.raises(TimeoutError):
+        refused(TimeoutError)
+    assert guard.snapshot().effective_available == Money.of("0.60")
+
+
+def test_async_call_that_raises_keeps_its_charge_unless_declared() -> None:
+    guard = make("1.00")
+
+    @guard.charges("0.30", release_on=(KeyError,))
+    async def call(error: Exception) -> None:
+        raise error
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await call(TimeoutError())
+        with pytest.raises(KeyError):
+            await call(KeyError("x"))
+        with pytest.raises(NothingSpentError):
+            await call(NothingSpentError("declined"))
+
+    asyncio.run(main())
+    assert guard.snapshot().effective_available == Money.of("0.70")
+
+
+def test_release_on_must_be_exception_types() -> None:
+    guard = make("1.00")
+    with pytest.raises(ValueError, match="release_on"):
+        guard.charges("0.10", release_on=("TimeoutError",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="release_on"):
+        guard.reserve("0.10", release_on=(int,))  # type: ignore[arg-type]
     assert guard.snapshot().held == Money.zero()
 
 

@@ -17,7 +17,7 @@ from spendguard.emulator import PaymentsEmulator
 
 def make(session: Session, clock: Clock, **kwargs: object) -> tuple[SpendGuard, ScriptedClient]:
     c = ScriptedClient(session)
-    return SpendGuard(ARN, SID, client=c, clock=clock, **kwargs), c  # type: ignore[arg-type]
+    return SpendGuard(ARN, SID, client=c, **clock.kwargs, **kwargs), c  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -106,11 +106,11 @@ def test_skew_from_the_date_header_moves_the_server_clock() -> None:
     # The server clock runs 20 minutes ahead: expiry must be judged in its clock.
     session = Session(created_at=T0 - timedelta(minutes=45), expiry_minutes=60)
     c = ScriptedClient(session, date=T0 + timedelta(minutes=20))
-    guard = SpendGuard(ARN, SID, client=c, clock=Clock())
+    guard = SpendGuard(ARN, SID, client=c, **Clock().kwargs)
     with pytest.raises(SessionExpiredError):
         guard.reserve("1")
     c.date = T0
-    guard2 = SpendGuard(ARN, SID, client=c, clock=Clock())
+    guard2 = SpendGuard(ARN, SID, client=c, **Clock().kwargs)
     guard2.reserve("1").release()
 
 

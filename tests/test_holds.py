@@ -17,14 +17,16 @@ from spendguard import (
     HoldStateError,
     InvalidAmountError,
     Money,
+    NothingSpentError,
     SpendGuard,
 )
 
 
 def make(available: str = "10.00", **kwargs: object) -> SpendGuard:
     client = ScriptedClient(Session(available=available))
-    kwargs.setdefault("clock", Clock())
-    return SpendGuard(ARN, SID, client=client, **kwargs)  # type: ignore[arg-type]
+    clock = kwargs.pop("clock", None) or Clock()
+    assert isinstance(clock, Clock)
+    return SpendGuard(ARN, SID, client=client, **clock.kwargs, **kwargs)  # type: ignore[arg-type]
 
 
 def test_check_has_no_side_effects() -> None:
@@ -100,15 +102,53 @@ def test_commit_and_release_are_idempotent() -> None:
     assert guard.snapshot().held == Money.zero()
 
 
-def test_context_manager_commits_on_success_and_releases_on_error() -> None:
+def test_context_manager_commits_on_success_and_on_error() -> None:
     guard = make("1.00")
     with guard.reserve("0.30") as hold:
         pass
     assert hold.state == "committed"
     with pytest.raises(RuntimeError), guard.reserve("0.30") as failed:
-        raise RuntimeError("the paid call failed")
-    assert failed.state == "released"
+        raise RuntimeError("the paid call failed, maybe after paying")
+    assert failed.state == "committed"
+    assert guard.snapshot().effective_available == Money.of("0.40")
+
+
+def test_context_manager_releases_when_the_error_says_nothing_was_spent() -> None:
+    guard = make("1.00")
+    with pytest.raises(NothingSpentError), guard.reserve("0.30") as declined:
+        raise NothingSpentError("card declined")
+    assert declined.state == "released"
+    with pytest.raises(LookupError), guard.reserve("0.30", release_on=(LookupError,)) as missing:
+        raise KeyError("no such product")  # a subclass of a declared type counts
+    assert missing.state == "released"
+    with (
+        pytest.raises(OSError, match="reset"),
+        guard.reserve("0.30", release_on=(LookupError,)) as other,
+    ):
+        raise OSError("connection reset after sending")
+    assert other.state == "committed"
     assert guard.snapshot().effective_available == Money.of("0.70")
+
+
+def test_cancelled_async_block_keeps_its_charge() -> None:
+    guard = make("1.00")
+
+    async def main() -> None:
+        sent = asyncio.Event()
+
+        async def paid_call() -> None:
+            async with guard.areserve("0.40"):
+                sent.set()
+                await asyncio.Event().wait()  # the request is out; the answer never comes
+
+        task = asyncio.create_task(paid_call())
+        await sent.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert guard.snapshot().effective_available == Money.of("0.60")
 
 
 def test_async_reserve_as_await_and_as_context_manager() -> None:
@@ -121,7 +161,7 @@ def test_async_reserve_as_await_and_as_context_manager() -> None:
             assert second.state == "held"
         assert second.state == "committed"
         with pytest.raises(ValueError, match="boom"):
-            async with guard.areserve("0.25"):
+            async with guard.areserve("0.25", release_on=(ValueError,)):
                 raise ValueError("boom")
         with pytest.raises(BudgetExceededError):
             await guard.areserve("0.51")

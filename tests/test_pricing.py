@@ -13,7 +13,9 @@ from spendguard.pricing import Blocked, Pricing, aadmit, admit, from_argument
 
 
 def make(available: str = "1.00") -> SpendGuard:
-    return SpendGuard(ARN, SID, client=ScriptedClient(Session(available=available)), clock=Clock())
+    return SpendGuard(
+        ARN, SID, client=ScriptedClient(Session(available=available)), **Clock().kwargs
+    )
 
 
 PRICES = Pricing(

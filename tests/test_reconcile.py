@@ -13,7 +13,7 @@ def setup(**kwargs: object) -> tuple[SpendGuard, Session, Clock]:
     session = Session(available="10.00", updated_at=T0 - timedelta(minutes=5))
     clock = Clock()
     guard = SpendGuard(
-        ARN, SID, client=ScriptedClient(session), clock=clock, settlement="session", **kwargs
+        ARN, SID, client=ScriptedClient(session), **clock.kwargs, settlement="session", **kwargs
     )  # type: ignore[arg-type]
     return guard, session, clock
 

@@ -25,7 +25,7 @@ from spendguard import (
 
 
 def guard(c: Any, clock: Clock | None = None) -> SpendGuard:
-    return SpendGuard(ARN, SID, user_id=USER, client=c, clock=clock or Clock())
+    return SpendGuard(ARN, SID, user_id=USER, client=c, **(clock or Clock()).kwargs)
 
 
 def test_response_is_parsed_exactly_and_in_utc() -> None:
@@ -52,7 +52,9 @@ def test_user_and_agent_travel_with_the_request() -> None:
     }
     stub.add_response("get_payment_session", Session().response(), expected)
     with stub:
-        SpendGuard(ARN, SID, user_id=USER, agent_name="shopper", client=c, clock=Clock()).check(1)
+        SpendGuard(ARN, SID, user_id=USER, agent_name="shopper", client=c, **Clock().kwargs).check(
+            1
+        )
         stub.assert_no_pending_responses()
 
 
@@ -228,7 +230,7 @@ def test_transport_failures_fail_closed(exc: Exception, kind: type[SessionError]
 
 
 def test_client_side_validation_is_a_request_error() -> None:
-    g = SpendGuard("arn:too-short", SID, client=client(), clock=Clock())
+    g = SpendGuard("arn:too-short", SID, client=client(), **Clock().kwargs)
     with pytest.raises(SessionRequestError):
         g.check("1")
 
