@@ -1,0 +1,194 @@
+"""The tool gate: one object every framework adapter stands on.
+
+An adapter translates its framework's "before tool" and "after tool" events into
+:meth:`ToolGate.admit` (or :meth:`ToolGate.aadmit`) and :meth:`ToolGate.settle`, and nothing
+else. The gate prices the call, holds its cost, remembers the hold under a key the adapter
+chooses, and settles it by the rule every adapter shares:
+
+* a call that did not run is released;
+* a call that ran is committed, also when it raised: a paid API may take the money and then
+  fail. Only an error that says nothing was spent releases it (a
+  :class:`~spendguard.NothingSpentError`, or a type of ``release_on``).
+
+Keys are never a model-supplied id alone: model servers repeat or blank tool call ids. Use
+:func:`call_key` to key by the identity of a framework object that lives exactly as long as
+one call (a ``tool_use`` dict, a tool context), or a key the framework itself generates per
+run (a LangChain ``run_id``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING
+
+from spendguard.pricing import Blocked, PriceRule, Pricing, aadmit, admit, settle
+
+if TYPE_CHECKING:
+    from spendguard._guard import SpendGuard
+    from spendguard._hold import Hold, ReleaseOn
+    from spendguard._ledger import Settlement
+
+__all__ = ["CallKey", "OnBlocked", "ToolGate", "call_key"]
+
+#: Called with every :class:`~spendguard.pricing.Blocked` call, e.g. to log or count it.
+OnBlocked = Callable[[Blocked], object]
+
+
+class CallKey:
+    """A key that is the identity of one framework object: equal only for that same object.
+
+    Holds a reference to the object, so its ``id`` cannot be reused while the key lives.
+    """
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def __hash__(self) -> int:
+        return id(self._obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CallKey) and other._obj is self._obj
+
+    def __repr__(self) -> str:
+        return f"CallKey({type(self._obj).__name__} at {id(self._obj):#x})"
+
+
+def call_key(obj: object) -> CallKey:
+    """Key a call by the identity of ``obj``, an object that lives as long as the call."""
+    return CallKey(obj)
+
+
+class ToolGate:
+    """Admits tool calls against a guard and settles them; the core of every adapter.
+
+    Args:
+        guard: The guard of the payment session the tools spend from.
+        pricing: Price rules by tool name: a :class:`~spendguard.pricing.Pricing` or a plain
+            mapping of tool name to rule. Tools without a rule are free unless strict.
+        settlement: How committed charges settle, default the guard's.
+        release_on: Exception types that, raised by a tool, mean it spent nothing.
+        on_blocked: Called with each blocked call (after the call is refused).
+
+    Raises:
+        InvalidAmountError: A fixed price in ``pricing`` is not a valid amount.
+        ValueError: ``pricing`` or ``release_on`` is of the wrong kind.
+    """
+
+    def __init__(
+        self,
+        guard: SpendGuard,
+        pricing: Pricing | Mapping[str, PriceRule],
+        *,
+        settlement: Settlement | None = None,
+        release_on: ReleaseOn = (),
+        on_blocked: OnBlocked | None = None,
+    ) -> None:
+        from spendguard._guard import _check_release_on  # noqa: PLC0415 - guard imports pricing
+
+        self.guard = guard
+        self.pricing = as_pricing(pricing)
+        self.settlement = settlement
+        self.release_on = _check_release_on(release_on)
+        if on_blocked is not None and not callable(on_blocked):
+            raise ValueError(f"on_blocked must be callable, got {on_blocked!r}")
+        self._on_blocked = on_blocked
+        self._lock = threading.Lock()
+        self._holds: dict[Hashable, Hold] = {}
+
+    @property
+    def open_holds(self) -> Mapping[str, Hold]:
+        """Holds of calls in flight, by hold id (a snapshot; empty, so falsy, when none)."""
+        with self._lock:
+            return {hold.id: hold for hold in self._holds.values()}
+
+    def held(self, key: Hashable) -> Hold | None:
+        """The hold of the call ``key``, if it holds one."""
+        with self._lock:
+            return self._holds.get(key)
+
+    def admit(
+        self, key: Hashable, tool_name: str, arguments: Mapping[str, object] | str
+    ) -> Blocked | None:
+        """Price the call ``key`` and hold its cost.
+
+        A call already holding under ``key`` is admitted again without a second hold.
+
+        Returns:
+            A :class:`~spendguard.pricing.Blocked` when the call must not run, else None
+            (admitted; free calls hold nothing).
+        """
+        if self.held(key) is not None:
+            return None
+        outcome = admit(
+            self.guard,
+            self.pricing,
+            tool_name,
+            arguments,
+            settlement=self.settlement,
+            release_on=self.release_on,
+        )
+        return self._record(key, outcome)
+
+    async def aadmit(
+        self, key: Hashable, tool_name: str, arguments: Mapping[str, object] | str
+    ) -> Blocked | None:
+        """Async :meth:`admit`; the session is read in a worker thread when stale."""
+        if self.held(key) is not None:
+            return None
+        outcome = await aadmit(
+            self.guard,
+            self.pricing,
+            tool_name,
+            arguments,
+            settlement=self.settlement,
+            release_on=self.release_on,
+        )
+        return self._record(key, outcome)
+
+    def _record(self, key: Hashable, outcome: Hold | Blocked | None) -> Blocked | None:
+        if isinstance(outcome, Blocked):
+            if self._on_blocked is not None:
+                self._on_blocked(outcome)
+            return outcome
+        if outcome is not None:
+            with self._lock:
+                duplicate = key in self._holds
+                if not duplicate:
+                    self._holds[key] = outcome
+            if duplicate:  # another admit of the same call won the race
+                settle(outcome, ran=False)
+        return None
+
+    def settle(self, key: Hashable, *, ran: bool, error: BaseException | None = None) -> None:
+        """Settle the call ``key``: see the module rules. Never raises; unknown keys are ignored.
+
+        Args:
+            key: The key given to :meth:`admit`.
+            ran: Whether the tool ran (and so may have spent).
+            error: The exception the tool raised, if any.
+        """
+        with self._lock:
+            hold = self._holds.pop(key, None)
+        if hold is not None:
+            settle(hold, ran=ran, error=error)
+
+    def __repr__(self) -> str:
+        return f"ToolGate({self.guard!r}, open_holds={len(self._holds)})"
+
+
+def as_pricing(pricing: object) -> Pricing:
+    """A :class:`~spendguard.pricing.Pricing` from a Pricing or a mapping of rules.
+
+    Raises:
+        ValueError: ``pricing`` is neither.
+    """
+    if isinstance(pricing, Pricing):
+        return pricing
+    if isinstance(pricing, Mapping):
+        return Pricing(pricing)
+    raise ValueError(
+        f"pricing must be a Pricing or a mapping of tool name to price, got {type(pricing)!r}"
+    )
