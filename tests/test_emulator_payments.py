@@ -245,3 +245,37 @@ def test_a_payment_that_cannot_be_completed_debits_nothing_even_when_retried(
     assert "maxTimeoutSeconds" in message
     assert payment_session.available() == Decimal("10.00")
     assert emulator.faults.calls("ProcessPayment") == calls + 1  # a 400 is not retried
+
+
+DEEP = "[" * 5000 + "]" * 5000  # past the recursion limit, within the 16 KiB header limit
+
+
+@pytest.mark.parametrize(
+    "request_json",
+    [
+        pytest.param(f'{{"amount": "1", "currency": "usd", "x": {DEEP}}}', id="nested too deep"),
+        pytest.param('{"amount": 1e99999999999999999999, "currency": "usd"}', id="amount 1e999"),
+        pytest.param(f'{{"amount": {"9" * 5000}, "currency": "usd"}}', id="amount 5000 digits"),
+        pytest.param(f'{{"amount": {"9" * 4000}, "currency": "usd"}}', id="amount 4000 digits"),
+        pytest.param('{"amount": "1", "decimals": 1e999}', id="decimals 1e999"),
+        pytest.param(f'{{"amount": "1", "decimals": {"9" * 4000}}}', id="decimals 4000 digits"),
+        pytest.param('{"amount": "1", "decimals": -1}', id="negative decimals"),
+    ],
+)
+def test_unreadable_mpp_requests_are_validation_errors(
+    emulator: PaymentsEmulator, payment_session: PaymentSessionFixture, request_json: str
+) -> None:
+    encoded = base64.urlsafe_b64encode(request_json.encode()).decode().rstrip("=")
+    header = f'Payment id="c1", realm="api", method="evm", intent="charge", request="{encoded}"'
+    client = emulator.client(Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as info:
+        _pay(
+            payment_session,
+            {"mpp": {"version": "1", "wwwAuthenticateHeaders": [header]}},
+            payment_type="MPP",
+            client=client,
+        )
+    code, status, message = _error(info)
+    assert (code, status) == ("ValidationException", 400)
+    assert "paymentInput.mpp" in message
+    assert payment_session.available() == Decimal("10.00")

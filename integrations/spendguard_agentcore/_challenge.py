@@ -17,6 +17,12 @@ is blocked, never priced either way: the AgentCore service may honour the claim 
 emulator does), so pricing by the allowlist could hold less than is charged, and pricing by
 the claim would let a payee set its own price scale. A currency not on the allowlist is
 blocked too.
+
+Anything that cannot be read (malformed, nested past the recursion limit, a number too long
+or too large to be a price, a value of the wrong type) raises :class:`ChallengeError` saying
+what was wrong: for a request made of JSON values, no other exception escapes
+:func:`payment_options`.
+
 The header and body are read the way the SDK's own ``PaymentManager`` reads them, and MPP
 challenges through the SDK's own parser, so the policy prices the options the SDK can pay.
 """
@@ -24,7 +30,6 @@ challenges through the SDK's own parser, so the policy prices the options the SD
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +59,8 @@ USDC_ASSETS: Mapping[str, int] = MappingProxyType(
 )
 
 _POLICY = "pre_sign_policy"
+#: Largest price accepted, in US dollars (what ``Money`` accepts).
+_MAX_DOLLARS = 10**12
 
 
 class ChallengeError(PricingError):
@@ -61,6 +68,10 @@ class ChallengeError(PricingError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"Payment blocked: {message}. Do not retry this call.", tool_name=_POLICY)
+
+
+class _NotJson(Exception):
+    """Text that is not JSON at all (as opposed to JSON too deep or too long to read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +125,12 @@ def payment_options(request: object, assets: Mapping[str, int]) -> list[PaymentO
     """
     if not isinstance(request, Mapping):
         raise ChallengeError("the payment request is not a mapping")
-    options = _mpp_options(dict(request), assets) + _x402_options(request, assets)
+    try:
+        options = _mpp_options(dict(request), assets) + _x402_options(request, assets)
+    except ChallengeError:
+        raise
+    except (RecursionError, ValueError, TypeError, ArithmeticError) as exc:  # fail closed
+        raise ChallengeError(f"the challenge could not be read ({type(exc).__name__})") from exc
     if not options:
         raise ChallengeError("the 402 response offers no payment option spendguard can read")
     return options
@@ -122,11 +138,7 @@ def payment_options(request: object, assets: Mapping[str, int]) -> list[PaymentO
 
 def _mpp_options(request: dict[str, object], assets: Mapping[str, int]) -> list[PaymentOption]:
     options: list[PaymentOption] = []
-    for challenge in extract_challenges(request):
-        intent = challenge.get("intent")
-        if not isinstance(intent, str) or intent.strip().lower() != MPP_SUPPORTED_INTENT:
-            continue  # the SDK only pays "charge" challenges
-        details = decode_challenge_request(challenge)
+    for details in _charge_requests(request):
         currency = details.get("currency")
         if not isinstance(currency, str):
             raise ChallengeError("an MPP challenge request has no currency")
@@ -138,11 +150,23 @@ def _mpp_options(request: dict[str, object], assets: Mapping[str, int]) -> list[
     return options
 
 
+def _charge_requests(request: dict[str, object]) -> list[dict[str, object]]:
+    """The decoded requests of the MPP challenges the SDK would pay (intent "charge")."""
+    try:  # the SDK's parser catches bad JSON but not JSON nested past the recursion limit
+        return [
+            decode_challenge_request(challenge)
+            for challenge in extract_challenges(request)
+            if str(challenge.get("intent", "")).strip().lower() == MPP_SUPPORTED_INTENT
+        ]
+    except RecursionError as exc:
+        raise ChallengeError("an MPP challenge request is JSON nested too deeply to read") from exc
+
+
 def _check_claimed_decimals(claimed: object, currency: str, assets: Mapping[str, int]) -> None:
     decimals = _decimals(currency, assets)
     if type(claimed) is not int or claimed != decimals:
         raise ChallengeError(
-            f"the MPP challenge says {currency[:80]!r} has decimals {claimed!r:.20} but the "
+            f"the MPP challenge says {currency[:80]!r} has decimals {_show(claimed)} but the "
             f"allowlist says {decimals}, so its price is ambiguous"
         )
 
@@ -181,8 +205,8 @@ def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | No
     body = request.get("body")
     if isinstance(body, str | bytes):
         try:
-            body = json.loads(body)
-        except (ValueError, RecursionError):
+            body = _load_json(body, "the 402 body")
+        except _NotJson:
             return None  # not JSON: the SDK cannot read an x402 challenge from it either
     if not isinstance(body, Mapping) or not ("x402Version" in body or "accepts" in body):
         return None  # no x402 challenge (an MPP 402 carries its own body)
@@ -192,10 +216,11 @@ def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | No
 def _decode_v2_header(value: object) -> Mapping[str, object]:
     if not isinstance(value, str | bytes) or not value:
         raise ChallengeError("the Payment-Required header is empty or not a string")
+    where = "the Payment-Required header"
     try:
-        payload = json.loads(base64.b64decode(value))  # as lenient as the SDK, for parity
-    except (binascii.Error, ValueError, RecursionError) as exc:
-        raise ChallengeError("the Payment-Required header is not base64 JSON") from exc
+        payload = _load_json(base64.b64decode(value), where)  # as lenient as the SDK, for parity
+    except (_NotJson, ValueError) as exc:  # ValueError: binascii.Error, non-ASCII text
+        raise ChallengeError(f"{where} is not base64 JSON") from exc
     if not isinstance(payload, Mapping):
         raise ChallengeError("the Payment-Required header is not a JSON object")
     return payload
@@ -208,14 +233,47 @@ def _decimals(asset: str, assets: Mapping[str, int]) -> int:
     return decimals
 
 
+def _load_json(text: str | bytes, where: str) -> object:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _NotJson from exc
+    except RecursionError as exc:
+        raise ChallengeError(f"{where} is JSON nested too deeply to read") from exc
+    except ValueError as exc:  # what is left: an integer over Python's digit limit
+        raise ChallengeError(f"{where} has a number too long to read") from exc
+
+
 def _price(units: object, asset: str, assets: Mapping[str, int]) -> Money:
     decimals = _decimals(asset, assets)
-    if isinstance(units, bool) or not isinstance(units, int | str):
-        raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units")
+    limit = _MAX_DOLLARS * 10**decimals
+    if isinstance(units, bool) or not isinstance(units, int | str) or _negative(units):
+        raise ChallengeError(f"the amount ({_show(units)}) is not a count of atomic units")
+    if isinstance(units, str) and units.isascii() and units.isdigit():
+        too_large = len(units.lstrip("0")) > len(str(limit)) or int(units) >= limit
+    else:
+        too_large = isinstance(units, int) and units >= limit
+    if too_large:
+        raise ChallengeError(f"the amount ({_show(units)}) is too large to be a price")
     try:
         return Money.from_atomic(units, decimals)
     except InvalidAmountError as exc:
-        raise ChallengeError(f"amount {units!r:.80} is not a count of atomic units") from exc
+        raise ChallengeError(f"the amount ({_show(units)}) is not a count of atomic units") from exc
+
+
+def _negative(units: int | str) -> bool:
+    return isinstance(units, int) and units < 0
+
+
+def _show(value: object) -> str:
+    """A challenge value for a message: short, never a deep repr or a huge int's digits."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        return f"an integer of about {value.bit_length() * 3 // 10} digits"
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _asset_key(asset: str) -> str:

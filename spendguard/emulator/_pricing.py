@@ -15,6 +15,7 @@ import re
 from decimal import Decimal, localcontext
 
 from spendguard.emulator._errors import ApiError, FieldError, validation
+from spendguard.emulator._state import CONTEXT
 
 #: Decimals of the settlement asset (USDC) when a challenge does not say otherwise.
 USDC_DECIMALS = 6
@@ -59,7 +60,7 @@ def parse_atomic(units: object, decimals: int, field: str) -> Decimal:
     text = str(units)
     if _ATOMIC.fullmatch(text) is None:
         raise _bad(field, f"{text[:40]!r} is not a non-negative integer of at most 30 digits")
-    value = Decimal(int(text)).scaleb(-decimals)
+    value = Decimal(int(text)).scaleb(-decimals, CONTEXT)
     if value > _MAX_AMOUNT:
         raise _bad(field, f"{text} atomic units exceed the largest amount accepted")
     return value
@@ -109,6 +110,8 @@ def _price_mpp(body: dict[str, object], decimals: int) -> Decimal:
         request = json.loads(raw)
     except (binascii.Error, ValueError) as exc:
         raise _bad(field, f"challenge request is not base64url JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise _bad(field, "challenge request is JSON nested too deeply") from exc
     if not isinstance(request, dict) or "amount" not in request:
         raise _bad(field, "challenge request has no amount")
     places = request.get("decimals", decimals)

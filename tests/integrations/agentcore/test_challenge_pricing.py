@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from spendguard import PricingError
 from spendguard.emulator import x402_challenge
+from spendguard.pricing import Blocked
 from spendguard_agentcore import (
     USDC_ASSETS,
     ChallengeError,
+    SpendGuardPreSignPolicy,
     normalize_assets,
     payment_options,
 )
@@ -180,3 +182,128 @@ def test_allowlists_are_validated() -> None:
     with pytest.raises(ValueError, match="decimals"):
         normalize_assets({"0xabc": 19})
     assert normalize_assets({"0xABC": 2}) == {"0xabc": 2}
+
+
+def nested(depth: int) -> list[Any]:
+    """A list nested ``depth`` deep, built without recursion."""
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+def mpp_raw(request_json: str) -> dict[str, Any]:
+    encoded = base64.urlsafe_b64encode(request_json.encode()).decode().rstrip("=")
+    header = f'Payment id="c", realm="r", method="evm", intent="charge", request="{encoded}"'
+    return {"statusCode": 402, "headers": {"WWW-Authenticate": header}, "body": {}}
+
+
+def v1_raw(units_json: str) -> dict[str, Any]:
+    body = f'{{"x402Version": 1, "accepts": [{{"asset": "{BASE_USDC}", "maxAmountRequired": '
+    return {"statusCode": 402, "headers": {}, "body": body + units_json + "}]}"}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HUGE = "9" * 5000  # over Python's 4300-digit int/str conversion limit
+LONG = "9" * 4000  # under it, far over any amount
+
+
+@pytest.mark.parametrize(
+    ("request_", "says"),
+    [
+        pytest.param(
+            mpp_raw(f'{{"amount": "1", "currency": "{BASE_USDC}", "x": {DEEP}}}'),
+            "nested too deeply",
+            id="mpp request nested too deep",
+        ),
+        pytest.param(
+            mpp_raw(f'{{"amount": 1e99999999999999999999, "currency": "{BASE_USDC}"}}'),
+            "not a count of atomic units",
+            id="mpp amount 1e99999999999999999999",
+        ),
+        pytest.param(
+            mpp_raw(f'{{"amount": {LONG}, "currency": "{BASE_USDC}"}}'),
+            "too large",
+            id="mpp amount of 4000 digits",
+        ),
+        pytest.param(
+            mpp_raw(f'{{"amount": "1", "currency": "{BASE_USDC}", "decimals": {LONG}}}'),
+            "decimals",
+            id="mpp decimals of 4000 digits",
+        ),
+        pytest.param(
+            v1_raw("1e99999999999999999999"), "not a count of atomic units", id="v1 amount 1e999"
+        ),
+        pytest.param(v1_raw(LONG), "too large", id="v1 amount of 4000 digits"),
+        pytest.param(v1_raw(HUGE), "number too long", id="v1 amount over the int limit"),
+        pytest.param(v1_raw(DEEP), "nested too deeply", id="v1 body nested too deep"),
+        pytest.param(
+            {"headers": {"Payment-Required": base64.b64encode(b"[" * 100_000).decode()}},
+            "nested too deeply",
+            id="v2 header nested too deep",
+        ),
+        pytest.param(
+            {"body": v1({"asset": BASE_USDC, "maxAmountRequired": 10**5000})},
+            "too large",
+            id="dict amount over the int limit",
+        ),
+        pytest.param(
+            {"body": v1({"asset": BASE_USDC, "maxAmountRequired": -(10**5000)})},
+            "not a count of atomic units",
+            id="dict amount negative over the int limit",
+        ),
+        pytest.param(
+            {"body": v1({"asset": BASE_USDC, "maxAmountRequired": nested(100_000)})},
+            "not a count of atomic units",
+            id="dict amount nested too deep",
+        ),
+    ],
+)
+def test_hostile_json_blocks_with_a_clear_message(
+    payment_session: Any, request_: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ChallengeError, match=says):
+        payment_options(request_, ASSETS)
+    blocked: list[Blocked] = []
+    policy = SpendGuardPreSignPolicy(payment_session.guard(), on_blocked=blocked.append)
+    assert policy(request_) is False
+    (refusal,) = blocked
+    assert says in refusal.message
+    assert len(refusal.message) < 400
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=10,
+)
+
+
+@given(amount=JSON_VALUES, currency=JSON_VALUES, decimals=JSON_VALUES, asset=JSON_VALUES)
+def test_any_json_in_any_field_is_priced_or_blocked(
+    amount: object, currency: object, decimals: object, asset: object
+) -> None:
+    request = {"amount": amount, "currency": currency, "decimals": decimals}
+    encoded = base64.urlsafe_b64encode(json.dumps(request).encode()).decode().rstrip("=")
+    mpp = f'Payment id="c", realm="r", method="evm", intent="charge", request="{encoded}"'
+    accepts = [
+        {"asset": asset, "maxAmountRequired": amount},
+        {"asset": BASE_USDC, "amount": amount},
+    ]
+    for request_ in (
+        {"headers": {"WWW-Authenticate": mpp}, "body": {}},
+        {"headers": {}, "body": v1(*accepts)},
+        {"headers": {}, "body": json.dumps(v1(*accepts))},
+        {"headers": {"Payment-Required": v2_header(*accepts)}, "body": {}},
+    ):
+        outcome = _priced_or_blocked(request_)
+        assert outcome == "blocked" or all(price >= 0 for price in outcome)
+
+
+def _priced_or_blocked(request: dict[str, Any]) -> list[Decimal] | str:
+    try:
+        return prices(request)
+    except ChallengeError as error:
+        return "blocked" if str(error).startswith("Payment blocked") else str(error)
