@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -288,3 +289,70 @@ def test_concurrent_raw_payments_without_client_token_never_overspend(
         statuses = list(pool.map(pay, range(10)))
     assert sorted(statuses) == [200] * 3 + [400] * 7
     assert str(emulator.available(made.payment_session_id)) == "0.10"
+
+
+def _exchange(emulator: PaymentsEmulator, request: bytes) -> bytes:
+    """Send raw bytes and read until the server closes (a 5 s timeout fails the test)."""
+    parts = urlsplit(emulator.endpoint_url)
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=5) as sock:
+        sock.sendall(request)
+        return sock.makefile("rb").read()
+
+
+POST = b"POST /payments/getPaymentSession HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        pytest.param(POST + b"Content-Length: \xb2\r\n\r\n{}", b"400", id="superscript two"),
+        pytest.param(POST + b"Content-Length: \xb9\xb3\r\n\r\n{}", b"400", id="superscripts"),
+        pytest.param(POST + b"Content-Length: -1\r\n\r\n{}", b"400", id="negative"),
+        pytest.param(POST + b"Content-Length: +2\r\n\r\n{}", b"400", id="plus sign"),
+        pytest.param(POST + b"Content-Length: 2 2\r\n\r\n{}", b"400", id="two numbers"),
+        pytest.param(POST + b"Content-Length: \r\n\r\n{}", b"400", id="empty"),
+        pytest.param(
+            POST + b"Content-Length: 2\r\nContent-Length: 7\r\n\r\n{}", b"400", id="conflicting"
+        ),
+        pytest.param(POST + b"Content-Length: " + b"9" * 30 + b"\r\n\r\n", b"413", id="huge"),
+        pytest.param(
+            POST + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", b"413", id="past int limit"
+        ),
+        pytest.param(b"GET /\r\n", b"400", id="HTTP/0.9 request line alone"),
+        pytest.param(b"GET /\r\n\r\n", b"400", id="HTTP/0.9 GET"),
+        pytest.param(b"GET /payments/getPaymentSession\r\n\r\n", b"400", id="HTTP/0.9 route"),
+        pytest.param(b"POST /payments/getPaymentSession\r\n\r\n", b"400", id="HTTP/0.9 POST"),
+        pytest.param(b"GET\r\n\r\n", b"400", id="method alone"),
+        pytest.param(b"GET / HTTP/1.1 x\r\n\r\n", b"400", id="four words"),
+        pytest.param(b"GET / SPDY/3\r\n\r\n", b"400", id="not HTTP"),
+    ],
+)
+def test_malformed_framing_is_refused_and_closed_without_a_traceback(
+    emulator: PaymentsEmulator,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    request_: bytes,
+    status: bytes,
+) -> None:
+    reply = _exchange(emulator, request_)  # returns once the server has closed the connection
+    assert reply.startswith(b"HTTP/1.1 " + status)
+    head = reply.split(b"\r\n\r\n", 1)[0]
+    assert b"Connection: close" in head
+    assert "Traceback" not in capfd.readouterr().err
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    made = emulator.create_session("1.00")  # and the server still serves
+    assert emulator.available(made.payment_session_id) is not None
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    emulator: PaymentsEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    parts = urlsplit(emulator.endpoint_url)
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=5) as sock:
+        sock.sendall(POST + b"Content-Length: 10\r\n\r\n{}")
+        sock.shutdown(socket.SHUT_WR)  # the client gives up after two bytes
+        reply = sock.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert b"ended before its Content-Length" in reply
+    assert b"SerializationException" in reply
+    assert "Traceback" not in capfd.readouterr().err

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
+import sys
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,6 +17,8 @@ from spendguard.emulator._app import App, Response
 from spendguard.emulator._errors import ApiError, serialization, unknown_operation
 
 logger = logging.getLogger("spendguard.emulator")
+# ASCII only: str.isdigit() accepts "²" (which int() rejects) and int() accepts "٣".
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -37,6 +42,14 @@ class EmulatorServer(ThreadingHTTPServer):
             else:
                 self._open.discard(conn)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is routine; anything else is a bug, logged (not printed)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # reset, broken pipe: nothing left to answer
+            logger.debug("emulator: connection from %s ended: %s", client_address, exc)
+        else:
+            logger.error("emulator: error serving %s", client_address, exc_info=True)
+
     def close_connections(self) -> None:
         """Shut down every open client connection (unblocks their handler threads)."""
         with self._open_lock:
@@ -52,7 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     wbufsize = 64 * 1024  # one send per response: headers and body leave together
     timeout = 300  # idle keep-alive connections are closed after this
+    default_request_version = "HTTP/1.0"  # a bad request line still gets a status line
     server: EmulatorServer
+    raw_requestline: bytes  # set by handle_one_request (not in typeshed)
 
     def setup(self) -> None:
         super().setup()
@@ -73,6 +88,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)
+
+    def parse_request(self) -> bool:
+        if len(self.raw_requestline.split()) != 2:
+            return super().parse_request()
+        # HTTP/0.9 ("GET /"): no version, no headers. Refuse it at once, with a status line,
+        # rather than serve a bare body or wait for headers that never come.
+        self.command, self.request_version = "", self.default_request_version
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.close_connection = True
+        self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not supported")
+        return False
 
     def do_POST(self) -> None:
         self._serve()
@@ -110,16 +136,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, limit: int) -> bytes:
         if self.headers.get("Transfer-Encoding"):
             raise _fatal(serialization("Chunked request bodies are not supported"))
-        raw = self.headers.get("Content-Length")
-        if raw is None:
+        values = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if not values:
             return b""
-        if not raw.strip().isdigit():
+        if len(values) > 1:
+            raise _fatal(serialization("Conflicting Content-Length headers"))
+        raw = values.pop()
+        if _DIGITS.fullmatch(raw) is None:
             raise _fatal(serialization(f"Invalid Content-Length {raw[:20]!r}"))
-        length = int(raw)
-        if length > limit:
-            message = f"The request body is {length} bytes; the limit is {limit}"
+        if len(raw.lstrip("0")) > len(str(limit)) or int(raw) > limit:  # int() of 4301+ digits
+            shown = raw if len(raw) <= 20 else raw[:20] + "..."
+            message = f"The request body is {shown} bytes; the limit is {limit}"
             raise _fatal(ApiError("RequestEntityTooLargeException", message, 413))
-        return self.rfile.read(length)
+        body = self.rfile.read(int(raw))
+        if len(body) < int(raw):
+            raise _fatal(serialization("The request body ended before its Content-Length"))
+        return body
 
     def _drop(self) -> None:
         self.close_connection = True
