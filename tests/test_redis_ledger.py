@@ -218,14 +218,21 @@ def test_a_slow_redis_times_out_into_the_same_error(own_server: RedisServer) -> 
 # -- many processes, one session --------------------------------------------------------------
 
 BUDGET = D(1000)
+BARRIER_SECONDS = 120
+
+
+def _barrier_client(url: str) -> redis.Redis:
+    # BLPOP waits on the socket, and redis-py's default socket_timeout (5 s) would cut a
+    # longer wait short with a TimeoutError: give the barrier's client more than it waits.
+    return redis.Redis.from_url(url, socket_timeout=BARRIER_SECONDS + 30)
 
 
 def _charge_worker(url: str, prefix: str, seed: int, charges: int) -> dict[str, str | int]:
     """One process: ``charges`` random reserve -> commit (80 %) or release (20 %) cycles."""
     ledger = RedisLedger.from_url(url, prefix=prefix, timeout=10)
-    client = redis.Redis.from_url(url)
+    client = _barrier_client(url)
     client.rpush(f"{prefix}:ready", seed)
-    client.blpop([f"{prefix}:go"], timeout=30)
+    assert client.blpop([f"{prefix}:go"], timeout=BARRIER_SECONDS) is not None
     rng, view = random.Random(seed), ServerView(BUDGET, D(0), T)
     committed, granted = D(0), 0
     for i in range(charges):
@@ -253,16 +260,22 @@ def test_four_processes_never_spend_more_than_the_budget(redis_url: str) -> None
         )
         for seed in range(4)
     ]
-    client = redis.Redis.from_url(redis_url)
-    for _ in workers:
-        assert client.blpop([f"{prefix}:ready"], timeout=60) is not None
-    client.rpush(f"{prefix}:go", *range(len(workers)))
-    results = []
-    for worker in workers:
-        out, _ = worker.communicate(timeout=120)
-        assert worker.returncode == 0
-        results.append(json.loads(out))
-    totals = RedisLedger.from_url(redis_url, prefix=prefix).totals(KEY, None, T)
+    try:
+        client = _barrier_client(redis_url)
+        for _ in workers:
+            assert client.blpop([f"{prefix}:ready"], timeout=BARRIER_SECONDS) is not None
+        client.rpush(f"{prefix}:go", *range(len(workers)))
+        results = []
+        for worker in workers:
+            out, _ = worker.communicate(timeout=120)
+            assert worker.returncode == 0
+            results.append(json.loads(out))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    totals = RedisLedger.from_url(redis_url, prefix=prefix, timeout=10).totals(KEY, None, T)
     committed = sum(D(r["committed"]) for r in results)
     assert committed == totals.unreflected + totals.external
     assert committed <= BUDGET
