@@ -132,7 +132,8 @@ class SpendGuard:
             self._request["agentName"] = agent_name
         self._client = client
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
-        self._local_ledger = isinstance(self._ledger, InMemoryLedger)
+        # Exactly the in-memory ledger answers in microseconds; anything else may do I/O.
+        self._local_ledger = type(self._ledger) is InMemoryLedger
         self._settlement: Settlement = settlement
         self._clock = clock or _wall_clock
         self._timer = timer or _monotonic

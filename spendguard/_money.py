@@ -219,14 +219,14 @@ class Money:
                 f"decimals must be 0 to {MAX_PLACES}, got {decimals!r}", value=decimals
             )
         count = int(units)
-        if count < 0 or count >= MAX_AMOUNT * 10**decimals:
+        if count < 0 or count >= 10 ** (12 + decimals):  # MAX_AMOUNT in units, int math only
             raise InvalidAmountError(f"atomic units out of range: {units!r}", value=units)
         scaled = Decimal(count).scaleb(-decimals, CONTEXT)
         # 5000 units of 6 places is 0.005, not 0.005000; integers keep their plain form.
         return cls.of(
             scaled.normalize(CONTEXT)
             if CONTEXT.remainder(scaled, 1)
-            else scaled.to_integral_value(),
+            else scaled.to_integral_value(context=CONTEXT),
             currency,
         )
 
