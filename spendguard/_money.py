@@ -220,7 +220,10 @@ class Money:
             )
         count = int(units)
         if count < 0 or count >= 10 ** (12 + decimals):  # MAX_AMOUNT in units, int math only
-            raise InvalidAmountError(f"atomic units out of range: {units!r}", value=units)
+            # No repr of the units: an int of thousands of digits cannot even be printed.
+            raise InvalidAmountError(
+                f"atomic units out of range: must be 0 to under 10**{12 + decimals}", value=units
+            )
         scaled = Decimal(count).scaleb(-decimals, CONTEXT)
         # 5000 units of 6 places is 0.005, not 0.005000; integers keep their plain form.
         return cls.of(

@@ -20,6 +20,7 @@ from support import ARN, SID, T0, Clock, ScriptedClient, SequenceClient, Session
 from spendguard import (
     Hold,
     InMemoryLedger,
+    InvalidAmountError,
     Money,
     SessionExpiredError,
     SessionUnavailableError,
@@ -416,3 +417,8 @@ def test_atomic_amounts_ignore_the_callers_decimal_context() -> None:
     with decimal.localcontext(decimal.Context(prec=2, traps=[decimal.Rounded, decimal.Inexact])):
         assert Money.from_atomic(123_456_789, 6) == Money.of("123.456789")
         assert Money.from_atomic("5000", 6).amount == Decimal("0.005")
+
+
+def test_atomic_units_too_long_to_print_are_a_clear_error() -> None:
+    with pytest.raises(InvalidAmountError, match="out of range"):
+        Money.from_atomic(10**5000, 6)
