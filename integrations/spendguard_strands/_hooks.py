@@ -1,8 +1,7 @@
-"""The Strands hook provider: reserve before a tool call, settle after it."""
+"""The Strands hook provider: hold before a tool call, settle after it, through a ToolGate."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,52 +14,52 @@ from strands.hooks import (
 )
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.pricing import Blocked, Pricing, aadmit, settle
+from spendguard.gate import OnBlocked, ToolGate, call_key
+from spendguard.pricing import PriceRule, Pricing
 
 __all__ = ["SpendGuardHooks"]
-
-# (id of the agent, toolUseId): tool use ids are unique per model response, not across agents.
-_Key = tuple[int, str]
 
 
 class SpendGuardHooks(HookProvider):
     """Keeps a Strands agent's tool calls inside its AgentCore payment session budget.
 
-    On ``BeforeToolCallEvent`` the call is priced with ``pricing`` and the price is held in the
-    guard. A call that does not fit is cancelled with ``event.cancel_tool`` set to a message the
-    model can act on (the agent keeps running; raising here would abort the whole agent call).
-    On ``AfterToolCallEvent`` the hold is committed when the tool ran, and released when it was
-    cancelled, not found, or raised.
+    ``BeforeToolCallEvent`` prices the call and holds the price; a call that does not fit is
+    cancelled with ``event.cancel_tool`` set to a message the model can act on (raising there
+    would abort the whole agent call). ``AfterToolCallEvent`` releases the hold of a call that
+    did not run (cancelled, tool not found) and commits the hold of one that ran, also when it
+    raised, unless the error says nothing was spent (:class:`~spendguard.NothingSpentError` or
+    a ``release_on`` type).
 
-    The callbacks run last among ``BeforeToolCallEvent`` hooks (so the price is taken from the
-    final ``tool_use``, after other hooks rewrote or cancelled it) and last among
-    ``AfterToolCallEvent`` hooks. Holds are atomic in the guard's ledger, so the concurrent tool
-    executor (Strands' default) cannot overspend.
-
-    A hold whose ``AfterToolCallEvent`` never comes (another hook interrupted the call, or the
-    agent was cancelled mid-tool) stays held; if the same call is resumed it is released before
-    the call is priced again, otherwise the ledger's lease turns it into a charge (fail closed).
+    Holds are keyed by the identity of the call's ``tool_use`` dict, which Strands passes to
+    both events, never by the model's ``toolUseId`` (servers repeat or blank it). Both
+    callbacks run at ``HookOrder.SDK_LAST``: the price comes from the final ``tool_use`` and a
+    call another hook cancelled holds nothing.
 
     Args:
         guard: The guard of the payment session the agent spends from.
-        pricing: Price rules by tool name; tools without a rule are free unless strict.
+        pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
+        release_on: Exception types that, raised by a tool, mean it spent nothing.
+        on_blocked: Called with each :class:`~spendguard.pricing.Blocked` call.
     """
 
     def __init__(
-        self, guard: SpendGuard, pricing: Pricing, *, settlement: Settlement | None = None
+        self,
+        guard: SpendGuard,
+        pricing: Pricing | Mapping[str, PriceRule],
+        *,
+        settlement: Settlement | None = None,
+        release_on: tuple[type[BaseException], ...] = (),
+        on_blocked: OnBlocked | None = None,
     ) -> None:
-        self._guard = guard
-        self._pricing = pricing
-        self._settlement = settlement
-        self._holds: dict[_Key, Hold] = {}
-        self._lock = threading.Lock()
+        self._gate = ToolGate(
+            guard, pricing, settlement=settlement, release_on=release_on, on_blocked=on_blocked
+        )
 
     @property
     def open_holds(self) -> Mapping[str, Hold]:
-        """Holds of calls in flight, by ``toolUseId`` (a snapshot)."""
-        with self._lock:
-            return {tool_use_id: hold for (_, tool_use_id), hold in self._holds.items()}
+        """Holds of calls in flight, by hold id (a snapshot; falsy when none)."""
+        return self._gate.open_holds
 
     def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
         """Register the before and after tool call callbacks.
@@ -75,37 +74,13 @@ class SpendGuardHooks(HookProvider):
     async def _before_tool(self, event: BeforeToolCallEvent) -> None:
         if event.cancel_tool:  # an earlier hook cancelled it: nothing will run, nothing to hold
             return
-        key = _key(event.agent, event.tool_use)
-        self._settle(key, ran=False)  # a stale hold from an interrupted attempt of this call
-        tool_input = event.tool_use.get("input")
-        arguments = tool_input if isinstance(tool_input, Mapping | str) else {}
-        outcome = await aadmit(
-            self._guard,
-            self._pricing,
-            event.tool_use["name"],
-            arguments,
-            settlement=self._settlement,
-        )
-        if isinstance(outcome, Blocked):
-            event.cancel_tool = outcome.message
-        elif outcome is not None:
-            with self._lock:
-                self._holds[key] = outcome
+        tool_use = event.tool_use
+        arguments = tool_use.get("input")
+        arguments = arguments if isinstance(arguments, Mapping | str) else {}
+        blocked = await self._gate.aadmit(call_key(tool_use), tool_use["name"], arguments)
+        if blocked is not None:
+            event.cancel_tool = blocked.message
 
-    async def _after_tool(self, event: AfterToolCallEvent) -> None:
-        ran = (
-            event.cancel_message is None
-            and event.exception is None
-            and event.selected_tool is not None
-        )
-        self._settle(_key(event.agent, event.tool_use), ran=ran)
-
-    def _settle(self, key: _Key, *, ran: bool) -> None:
-        with self._lock:
-            hold = self._holds.pop(key, None)
-        if hold is not None:
-            settle(hold, ran=ran)
-
-
-def _key(agent: object, tool_use: Mapping[str, Any]) -> _Key:
-    return (id(agent), str(tool_use.get("toolUseId")))
+    def _after_tool(self, event: AfterToolCallEvent) -> None:
+        ran = event.cancel_message is None and event.selected_tool is not None
+        self._gate.settle(call_key(event.tool_use), ran=ran, error=event.exception)

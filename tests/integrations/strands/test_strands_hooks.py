@@ -19,10 +19,11 @@ from strands.hooks import (
     HookRegistry,
 )
 from strands.models import Model
-from strands.tools.executors import ConcurrentToolExecutor
+from strands.tools.executors import ConcurrentToolExecutor, SequentialToolExecutor
+from strands.types.interrupt import InterruptResponseContent
 
-from spendguard import SpendGuard
-from spendguard.pricing import Pricing, from_argument
+from spendguard import NothingSpentError, SpendGuard
+from spendguard.pricing import Blocked, Pricing, from_argument
 from spendguard_strands import SpendGuardHooks
 
 Call = tuple[str, str, dict[str, Any]]  # toolUseId, tool name, input
@@ -98,12 +99,6 @@ def pay(amount: str) -> str:
 
 
 @tool
-def failing_purchase(topic: str) -> str:
-    """A paid tool whose upstream fails."""
-    raise RuntimeError("upstream is down")
-
-
-@tool
 def search(query: str) -> str:
     """A free tool."""
     ran.append(query)
@@ -116,7 +111,7 @@ def _clear_ran() -> None:
 
 
 def make_agent(turns: Sequence[Sequence[Call] | str], hooks: list[Any]) -> Agent:
-    tools = [buy_report, pay, failing_purchase, search]
+    tools = [buy_report, pay, search]
     return Agent(model=ScriptedModel(turns), tools=tools, hooks=hooks, callback_handler=None)
 
 
@@ -187,16 +182,150 @@ def test_concurrent_tool_calls_cannot_overspend(guard: SpendGuard) -> None:
     assert snap.held.amount == 0
 
 
-def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
-    hooks = SpendGuardHooks(guard, Pricing({"failing_purchase": "0.40"}))
-    agent = make_agent([[("t1", "failing_purchase", {"topic": "x"})], "sorry"], [hooks])
+def raising(error: BaseException) -> Any:
+    """A paid tool that raises ``error`` once called, as an upstream that took the money may."""
 
-    agent("buy")
+    @tool
+    def purchase(topic: str) -> str:
+        """Buy something from an upstream that fails."""
+        ran.append(topic)
+        raise error
 
-    assert tool_results(agent)["t1"]["status"] == "error"
+    return purchase
+
+
+def one_at_a_time(calls: Sequence[Call], tools: list[Any], hooks: SpendGuardHooks) -> Agent:
+    """An agent that runs the tool calls of one turn in order (each settled before the next)."""
+    return Agent(
+        model=ScriptedModel([calls, "done"]),
+        tools=tools,
+        hooks=[hooks],
+        callback_handler=None,
+        tool_executor=SequentialToolExecutor(),
+    )
+
+
+THREE_PURCHASES = [(f"t{i}", "purchase", {"topic": f"topic-{i}"}) for i in range(3)]
+
+
+def test_a_tool_that_raises_keeps_its_charge(guard: SpendGuard) -> None:
+    """A timeout says nothing about the money: the charge stays, so only one call fits."""
+    hooks = SpendGuardHooks(guard, {"purchase": "0.60"})
+    agent = one_at_a_time(THREE_PURCHASES, [raising(TimeoutError("upstream timed out"))], hooks)
+
+    agent("buy three")
+
+    assert ran == ["topic-0"]
+    results = tool_results(agent)
+    assert all(r["status"] == "error" for r in results.values())
+    assert "Payment blocked" in results["t1"]["text"]
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.60"))
+    assert not hooks.open_holds
+
+
+class OutOfStock(Exception):
+    """The upstream refused before taking any money."""
+
+
+@pytest.mark.parametrize(
+    ("error", "release_on"),
+    [(NothingSpentError("out of stock"), ()), (OutOfStock("out of stock"), (OutOfStock,))],
+    ids=["NothingSpentError", "release_on"],
+)
+def test_a_tool_that_says_it_spent_nothing_is_released(
+    guard: SpendGuard, error: Exception, release_on: tuple[type[BaseException], ...]
+) -> None:
+    hooks = SpendGuardHooks(guard, {"purchase": "0.60"}, release_on=release_on)
+    agent = one_at_a_time(THREE_PURCHASES, [raising(error)], hooks)
+
+    agent("buy three")
+
+    assert ran == ["topic-0", "topic-1", "topic-2"]
     snap = guard.snapshot()
     assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
-    assert hooks.open_holds == {}
+    assert not hooks.open_holds
+
+
+@pytest.mark.parametrize("tool_use_id", ["call_0", ""], ids=["repeated", "blank"])
+def test_repeated_tool_use_ids_cannot_run_uncharged(guard: SpendGuard, tool_use_id: str) -> None:
+    """Model servers repeat or blank ids: each call holds its own price, whatever its id."""
+    entered: list[str] = []
+    settled = asyncio.Event()  # the other call ran, or was refused
+
+    @tool
+    async def costly(topic: str) -> str:
+        """A paid tool that waits until the other call of the turn is decided."""
+        entered.append(topic)
+        if len(entered) == 2:
+            settled.set()
+        await asyncio.wait_for(settled.wait(), timeout=5)
+        return f"report on {topic}"
+
+    class Refusals(HookProvider):
+        def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+            registry.add_callback(AfterToolCallEvent, self.after)
+
+        def after(self, event: AfterToolCallEvent) -> None:
+            if event.cancel_message is not None:
+                settled.set()
+
+    hooks = SpendGuardHooks(guard, {"costly": "0.90"})
+    calls = [(tool_use_id, "costly", {"topic": topic}) for topic in ("a", "b")]
+    agent = Agent(
+        model=ScriptedModel([calls, "done"]),
+        tools=[costly],
+        hooks=[hooks, Refusals()],
+        callback_handler=None,
+    )
+
+    agent("buy two")
+
+    # Strands 1.62 drops tool uses with a blank id before any hook; whatever runs is paid.
+    assert len(entered) <= 1
+    assert len(entered) == 1 or not tool_use_id
+    snap = guard.snapshot()
+    assert snap.external.amount == Decimal("0.90") * len(entered)
+    assert snap.held.amount == 0
+    assert not hooks.open_holds
+
+
+def test_an_interrupted_call_keeps_one_hold_until_it_resumes(guard: SpendGuard) -> None:
+    class Approve(HookProvider):
+        def register_hooks(self, registry: HookRegistry, **kwargs: Any) -> None:
+            registry.add_callback(BeforeToolCallEvent, self.ask)
+
+        def ask(self, event: BeforeToolCallEvent) -> None:
+            event.interrupt("approve", reason="buy?")
+
+    hooks = SpendGuardHooks(guard, PRICING)
+    agent = make_agent([[("t1", "buy_report", {"topic": "tea"})], "done"], [Approve(), hooks])
+
+    paused = agent("buy")
+    assert ran == []
+    assert guard.snapshot().held.amount == Decimal("0.40")  # kept for the call while paused
+
+    assert paused.interrupts
+    answer: InterruptResponseContent = {
+        "interruptResponse": {"interruptId": paused.interrupts[0].id, "response": "yes"}
+    }
+    agent([answer])
+
+    assert ran == ["tea"]
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.40"))
+    assert not hooks.open_holds
+
+
+def test_on_blocked_sees_every_blocked_call(guard: SpendGuard) -> None:
+    blocked: list[Blocked] = []
+    hooks = SpendGuardHooks(guard, PRICING, on_blocked=blocked.append)
+    agent = make_agent([[("t1", "pay", {"amount": "1.50"})], "ok"], [hooks])
+
+    agent("pay")
+
+    assert [b.tool_name for b in blocked] == ["pay"]
+    assert tool_results(agent)["t1"]["text"] == blocked[0].message
 
 
 def test_a_call_cancelled_by_an_earlier_hook_holds_nothing(guard: SpendGuard) -> None:
@@ -238,7 +367,7 @@ def test_a_hook_requested_retry_charges_each_attempt(guard: SpendGuard) -> None:
 
 
 def test_unpriceable_and_free_calls(guard: SpendGuard) -> None:
-    hooks = SpendGuardHooks(guard, Pricing({"pay": from_argument("amount")}))
+    hooks = SpendGuardHooks(guard, {"pay": from_argument("amount")})  # a plain mapping
     calls = [("t1", "pay", {"amount": "-1"}), ("t2", "search", {"query": "tea"})]
     agent = make_agent([calls, "ok"], [hooks])
 
