@@ -3,14 +3,16 @@
 Every error the library raises derives from :class:`SpendGuardError`; errors about a value the
 caller passed also derive from :class:`ValueError`::
 
-    SpendGuardError                        .session_id
-    ├── InvalidAmountError(ValueError)     .value
-    ├── CurrencyMismatchError(ValueError)  .expected, .actual
+    SpendGuardError                        .session_id, .model_message
+    ├── InvalidArgumentError(ValueError)   .argument: a caller's argument is unacceptable
+    │   ├── InvalidAmountError             .value
+    │   └── CurrencyMismatchError          .expected, .actual
     ├── PricingError                       .tool_name
     ├── BudgetExceededError                .requested, .available, .currency
     ├── SessionExpiredError                .expires_at
     ├── SessionError                       reading the payment session failed
-    │   ├── SessionAccessDeniedError       AccessDeniedException
+    │   ├── SessionConfigurationError      no region, no credentials, unknown profile, no endpoint
+    │   ├── SessionAccessDeniedError       AccessDeniedException, rejected credentials
     │   ├── SessionNotFoundError           ResourceNotFoundException
     │   ├── SessionRequestError            ValidationException, bad parameters
     │   ├── SessionUnavailableError        throttling, internal errors, network, after retries
@@ -20,7 +22,10 @@ caller passed also derive from :class:`ValueError`::
     └── LedgerUnavailableError             the shared ledger cannot be reached
         └── LedgerDataLostError            the shared ledger lost a session's book
 
-Failures of lower layers are chained with ``raise ... from exc``.
+Failures of lower layers are chained with ``raise ... from exc``. ``str(error)`` is for
+operators and logs (it may name sessions and endpoints); ``error.model_message`` is what a
+language model may be told: what was asked, what is left, and not to retry, never an endpoint,
+credential, ARN or session id.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ __all__ = [
     "CurrencyMismatchError",
     "HoldStateError",
     "InvalidAmountError",
+    "InvalidArgumentError",
     "LedgerDataLostError",
     "LedgerUnavailableError",
     "MalformedSessionError",
     "NothingSpentError",
     "PricingError",
     "SessionAccessDeniedError",
+    "SessionConfigurationError",
     "SessionError",
     "SessionExpiredError",
     "SessionNotFoundError",
@@ -58,24 +65,51 @@ class SpendGuardError(Exception):
         session_id: The payment session concerned, when one is.
     """
 
+    #: Why the call is blocked, in words a model may read; subclasses refine it.
+    _model_reason = "the spend guard could not approve it"
+
     def __init__(self, message: str, *, session_id: str | None = None) -> None:
         super().__init__(message)
         self.session_id = session_id
 
+    @property
+    def model_message(self) -> str:
+        """What to tell a language model about this block: no ids, URLs or credentials."""
+        return f"Payment blocked: {self._model_reason}. Do not retry this call."
 
-class InvalidAmountError(SpendGuardError, ValueError):
+
+class InvalidArgumentError(SpendGuardError, ValueError):
+    """An argument passed to spendguard is of the wrong kind or out of range.
+
+    Attributes:
+        argument: The parameter's name, when one is concerned.
+    """
+
+    def __init__(
+        self, message: str, *, argument: str | None = None, session_id: str | None = None
+    ) -> None:
+        super().__init__(message, session_id=session_id)
+        self.argument = argument
+
+    @property
+    def model_message(self) -> str:
+        """The message itself: it names the caller's value, never an id."""
+        return f"Payment blocked: {self}. Do not retry this call."
+
+
+class InvalidAmountError(InvalidArgumentError):
     """An amount of money could not be accepted (type, sign, size or syntax).
 
     Attributes:
         value: The rejected input, as given.
     """
 
-    def __init__(self, message: str, *, value: object = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, value: object = None, argument: str | None = None) -> None:
+        super().__init__(message, argument=argument)
         self.value = value
 
 
-class CurrencyMismatchError(SpendGuardError, ValueError):
+class CurrencyMismatchError(InvalidArgumentError):
     """Two amounts in different currencies met; spendguard never converts.
 
     Attributes:
@@ -102,6 +136,11 @@ class PricingError(SpendGuardError):
         super().__init__(message)
         self.tool_name = tool_name
 
+    @property
+    def model_message(self) -> str:
+        """Why the price could not be found: the model's own arguments may be the cause."""
+        return f"Payment blocked: {self}. Do not retry this call."
+
 
 class BudgetExceededError(SpendGuardError):
     """A charge does not fit in what the session has left.
@@ -125,6 +164,15 @@ class BudgetExceededError(SpendGuardError):
         self.available = available
         self.currency = requested.currency
 
+    @property
+    def model_message(self) -> str:
+        """What was asked, what is left, and not to retry."""
+        return (
+            f"Payment blocked by spend limit: this call costs {self.requested} but only "
+            f"{self.available} is left. Do not retry this call; choose a cheaper option or "
+            "tell the user the budget is exhausted."
+        )
+
 
 class SessionExpiredError(SpendGuardError):
     """The payment session has expired (or is inside the expiry safety margin).
@@ -141,9 +189,24 @@ class SessionExpiredError(SpendGuardError):
         )
         self.expires_at = expires_at
 
+    @property
+    def model_message(self) -> str:
+        """The session is over; only a new one helps."""
+        return (
+            "Payment blocked: the payment session has expired. Do not retry; a new payment "
+            "session is needed."
+        )
+
 
 class SessionError(SpendGuardError):
     """The payment session could not be read; the guard blocks until it can."""
+
+    _model_reason = "the payment budget could not be checked right now"
+
+
+class SessionConfigurationError(SessionError):
+    """The AWS client cannot be set up: no region, no credentials, an unknown profile, or
+    an endpoint that cannot be reached. Fix the configuration; retrying will not help."""
 
 
 class SessionAccessDeniedError(SessionError):
@@ -193,6 +256,8 @@ class NothingSpentError(SpendGuardError):
 
 class LedgerUnavailableError(SpendGuardError):
     """The shared ledger could not be reached; the guard blocks until it is back."""
+
+    _model_reason = "the payment budget could not be checked right now"
 
 
 class LedgerDataLostError(LedgerUnavailableError):

@@ -157,11 +157,14 @@ class SpendGuard:
 
     # -- reading the session -------------------------------------------------------------
 
-    def _fetch(self) -> SessionSnapshot:
+    def _connect(self) -> PaymentSessionClient:
         if self._client is None:
             self._client = _default_client()
+        return self._client
+
+    def _fetch(self) -> SessionSnapshot:
         response, fetched_at, fetched_mono, date = fetch_session(
-            self._client, self._request, self._clock, self._timer
+            self._connect, self._request, self._clock, self._timer
         )
         return parse_session(
             response,

@@ -15,6 +15,7 @@ from spendguard._errors import (
     InvalidAmountError,
     MalformedSessionError,
     SessionAccessDeniedError,
+    SessionConfigurationError,
     SessionError,
     SessionNotFoundError,
     SessionRequestError,
@@ -42,11 +43,25 @@ _UNAVAILABLE_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+# Credentials the service refused: a configuration problem of the caller, not of the session.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationTokenException",
+    }
+)
 _ERRORS_BY_CODE: dict[str, type[SessionError]] = {
     "AccessDeniedException": SessionAccessDeniedError,
     "UnauthorizedException": SessionAccessDeniedError,
     "ResourceNotFoundException": SessionNotFoundError,
     "ValidationException": SessionRequestError,
+    **dict.fromkeys(_CREDENTIAL_CODES, SessionAccessDeniedError),
     **dict.fromkeys(_UNAVAILABLE_CODES, SessionUnavailableError),
 }
 
@@ -124,45 +139,72 @@ class SessionSnapshot:
 
 
 def fetch_session(
-    client: PaymentSessionClient,
+    connect: Callable[[], PaymentSessionClient],
     request: Mapping[str, str],
     clock: Callable[[], float],
     timer: Callable[[], float],
 ) -> tuple[Mapping[str, Any], float, float, float | None]:
     """Call GetPaymentSession and translate every failure into a SessionError.
 
-    botocore parses the response (timestamps included) in spendguard's own decimal context,
-    so the caller's ``decimal.getcontext()`` cannot break or change the reading.
+    This is the one boundary with boto3: building the client (``connect``) happens inside it
+    too, so a missing region or credentials is a :class:`SessionConfigurationError`, never a
+    raw botocore error. botocore parses the response (timestamps included) in a decimal
+    context of spendguard's own, so the caller's ``decimal.getcontext()`` has no say.
 
     Returns:
         The response, the local wall and monotonic times it arrived, and the server ``Date``
         as epoch seconds.
+
+    Raises:
+        SessionError: A known failure, translated. Anything else (a bug in a custom client)
+            propagates unchanged.
     """
     session_id = request.get("paymentSessionId")
     try:
         with decimal.localcontext(decimal.Context()):
-            response = client.get_payment_session(**request)
+            response = connect().get_payment_session(**request)
     except Exception as exc:
-        raise _translate(exc, session_id) from exc
+        error = _translate(exc, session_id)
+        if error is None:
+            raise
+        raise error from exc
     return response, clock(), timer(), _server_date(response)
 
 
-def _translate(exc: Exception, session_id: str | None) -> SessionError:
-    error = getattr(exc, "response", None)
-    code = error.get("Error", {}).get("Code") if isinstance(error, Mapping) else None
-    if isinstance(code, str):
-        kind = _ERRORS_BY_CODE.get(code, SessionError)
+def _translate(exc: Exception, session_id: str | None) -> SessionError | None:
+    from botocore import exceptions as bx  # noqa: PLC0415 - only once something failed
+
+    if isinstance(exc, bx.ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        kind = _ERRORS_BY_CODE.get(code, SessionError) if isinstance(code, str) else SessionError
         return kind(f"GetPaymentSession failed with {code}: {exc}", session_id=session_id)
-    name = type(exc).__name__
-    if name in {"ParamValidationError", "ValidationError"}:
-        return SessionRequestError(
-            f"invalid GetPaymentSession request: {exc}", session_id=session_id
-        )
-    if name in {"NoCredentialsError", "PartialCredentialsError", "NoRegionError"}:
-        return SessionAccessDeniedError(f"cannot sign the request: {exc}", session_id=session_id)
-    return SessionUnavailableError(
-        f"GetPaymentSession failed: {name}: {exc}", session_id=session_id
+    table: tuple[tuple[tuple[type[Exception], ...], type[SessionError], str], ...] = (
+        (
+            (
+                bx.NoRegionError,
+                bx.InvalidRegionError,
+                bx.NoCredentialsError,
+                bx.PartialCredentialsError,
+                bx.CredentialRetrievalError,
+                bx.ProfileNotFound,
+                bx.EndpointConnectionError,
+                bx.InvalidEndpointConfigurationError,
+                bx.SSOError,
+            ),
+            SessionConfigurationError,
+            "the AWS client is not configured",
+        ),
+        ((bx.ParamValidationError,), SessionRequestError, "invalid GetPaymentSession request"),
+        (
+            (bx.ConnectionError, bx.HTTPClientError, TimeoutError, ConnectionError),
+            SessionUnavailableError,
+            "GetPaymentSession could not be completed",
+        ),
     )
+    for types, kind, what in table:
+        if isinstance(exc, types):
+            return kind(f"{what}: {type(exc).__name__}: {exc}", session_id=session_id)
+    return None
 
 
 def _server_date(response: Mapping[str, Any]) -> float | None:

@@ -18,6 +18,7 @@ from spendguard import (
     GuardSnapshot,
     Money,
     SessionAccessDeniedError,
+    SessionConfigurationError,
     SessionError,
     SessionNotFoundError,
     SessionUnavailableError,
@@ -167,11 +168,16 @@ def _explain(exc: Exception, args: argparse.Namespace) -> tuple[int, str]:
             "a profile, or a role); against the emulator any values work."
         )
     if cause == "NoRegionError":
-        return EXIT_ERROR, "No AWS region configured: pass --region or set AWS_REGION."
+        return EXIT_ERROR, "No AWS region configured: set AWS_DEFAULT_REGION (or a profile's)."
+    if cause == "ProfileNotFound":
+        return EXIT_DENIED, f"AWS profile not found ({exc.__cause__})."
+    if cause == "EndpointConnectionError":
+        return EXIT_UNAVAILABLE, f"Could not reach {where}. ({exc})"
     by_type: tuple[tuple[type[Exception], int, str], ...] = (
         (SessionAccessDeniedError, EXIT_DENIED, f"Access denied: {who} may not read {sid}."),
         (SessionNotFoundError, EXIT_NOT_FOUND, f"Payment session {sid} not found under {arn}."),
         (SessionUnavailableError, EXIT_UNAVAILABLE, f"Could not reach {where}."),
+        (SessionConfigurationError, EXIT_DENIED, "The AWS client is not configured."),
         (SessionError, EXIT_ERROR, f"Could not read payment session {sid}."),
         (ValueError, EXIT_ERROR, "Invalid argument."),
     )

@@ -189,10 +189,7 @@ class Blocked:
 
 
 def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
-    text = str(error)
-    if not text.startswith("Payment blocked"):
-        text = f"Payment blocked for tool {tool_name!r}: {text}. Do not retry this call."
-    return Blocked(tool_name, error, text)
+    return Blocked(tool_name, error, error.model_message)
 
 
 def _charge(

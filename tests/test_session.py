@@ -8,7 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ReadTimeoutError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
 from botocore.stub import Stubber
 from support import ARN, SID, T0, USER, Clock, SequenceClient, Session, client, stubbed
 
@@ -16,6 +24,7 @@ from spendguard import (
     BudgetExceededError,
     MalformedSessionError,
     SessionAccessDeniedError,
+    SessionConfigurationError,
     SessionError,
     SessionNotFoundError,
     SessionRequestError,
@@ -216,17 +225,42 @@ def test_service_errors_map_by_code(code: str, status: int, kind: type[SessionEr
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), SessionUnavailableError),
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), SessionConfigurationError),
         (ReadTimeoutError(endpoint_url="http://127.0.0.1:9"), SessionUnavailableError),
-        (NoCredentialsError(), SessionAccessDeniedError),
-        (RuntimeError("boom"), SessionUnavailableError),
+        (ConnectionClosedError(endpoint_url="http://127.0.0.1:9"), SessionUnavailableError),
+        (NoCredentialsError(), SessionConfigurationError),
+        (NoRegionError(), SessionConfigurationError),
+        (ProfileNotFound(profile="nope"), SessionConfigurationError),
+        (ParamValidationError(report="bad"), SessionRequestError),
+        (TimeoutError("timed out"), SessionUnavailableError),
     ],
 )
 def test_transport_failures_fail_closed(exc: Exception, kind: type[SessionError]) -> None:
     g = guard(SequenceClient(exc))
     with pytest.raises(kind) as info:
         g.check("1")
+    assert type(info.value) is kind
     assert info.value.__cause__ is exc
+    assert info.value.session_id == SID
+    assert "http" not in info.value.model_message
+
+
+def test_a_bug_in_a_custom_client_is_not_called_service_unavailable() -> None:
+    g = guard(SequenceClient(TypeError("get_payment_session() got an unexpected keyword")))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        g.check("1")
+
+
+def test_no_region_while_building_the_default_client_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/spendguard-test-config")
+    g = SpendGuard(ARN, SID, **Clock().kwargs)
+    with pytest.raises(SessionConfigurationError) as info:
+        g.check("1")
+    assert isinstance(info.value.__cause__, NoRegionError)
 
 
 def test_client_side_validation_is_a_request_error() -> None:

@@ -67,7 +67,7 @@ class ChallengeError(PricingError):
     """A 402 challenge could not be priced (unknown asset, bad amount, unreadable shape)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"Payment blocked: {message}. Do not retry this call.", tool_name=_POLICY)
+        super().__init__(message, tool_name=_POLICY)
 
 
 class _NotJson(Exception):

@@ -115,4 +115,4 @@ class SpendGuardPreSignPolicy:
     def _refuse(self, error: SpendGuardError) -> None:
         logger.warning("pre_sign_policy blocked a payment: %s", error)
         if self._on_blocked is not None:
-            self._on_blocked(Blocked(tool_name=_POLICY, error=error, message=str(error)))
+            self._on_blocked(Blocked(tool_name=_POLICY, error=error, message=error.model_message))

@@ -156,7 +156,7 @@ def test_anything_that_cannot_be_priced_blocks(request_: object) -> None:
     with pytest.raises(ChallengeError) as caught:
         payment_options(request_, ASSETS)
     assert isinstance(caught.value, PricingError)
-    assert str(caught.value).startswith("Payment blocked")
+    assert caught.value.model_message.startswith("Payment blocked")
 
 
 @given(
@@ -306,4 +306,4 @@ def _priced_or_blocked(request: dict[str, Any]) -> list[Decimal] | str:
     try:
         return prices(request)
     except ChallengeError as error:
-        return "blocked" if str(error).startswith("Payment blocked") else str(error)
+        return "blocked" if error.model_message.startswith("Payment blocked") else str(error)
