@@ -98,10 +98,12 @@ def _time(value: float, what: str) -> str:
 
 def _view_args(view: ServerView) -> list[str]:
     spent = "" if view.spent is None else to_units(view.spent, "spent")
+    read_at = "" if view.read_at is None else _time(view.read_at, "read_at")
     return [
         to_units(view.available, "available"),
         spent,
         _time(view.updated_at, "updated_at"),
+        read_at,
     ]
 
 
@@ -262,7 +264,7 @@ class RedisLedger:
         Raises:
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
         """
-        view_args = ["", "", "", "0"] if view is None else [*_view_args(view), "1"]
+        view_args = ["", "", "", "", "0"] if view is None else [*_view_args(view), "1"]
         reply = self._run(self._totals, key, [*view_args, _time(now, "now"), self._ttl_ms])
         return _totals(reply)
 

@@ -7,7 +7,8 @@ self-contained (one ``EVALSHA``) and atomic in Redis.
 __all__ = ["COMMIT", "LIBRARY", "RELEASE", "RESERVE", "TOTALS"]
 
 # -- Lua ----------------------------------------------------------------------------------------
-# KEYS: 1 book (hash: avail, at, base, held, unref, ext), 2 holds (hash id -> "units s|e"),
+# KEYS: 1 book (hash: avail, at, spent, base, held, unref, ext; avail/at/spent are the newest
+# view's, spent '' when unknown), 2 holds (hash id -> "units s|e"),
 # 3 deadlines (zset id -> lease deadline), 4 pending (list of "units evidence_time", commit order).
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
 LIBRARY = r"""
@@ -74,24 +75,28 @@ local function cmp(a, b)
   return c
 end
 local function load_book()
-  local f = redis.call('HMGET', KEYS[1], 'avail', 'at', 'base', 'held', 'unref', 'ext')
+  local f = redis.call('HMGET', KEYS[1], 'avail', 'at', 'spent', 'base', 'held', 'unref', 'ext')
   if not f[1] then return nil end
-  return {avail = f[1], at = f[2], base = f[3] or nil, held = f[4], unref = f[5], ext = f[6]}
+  return {avail = f[1], at = f[2], spent = f[3] or '', base = f[4] or nil, held = f[5],
+          unref = f[6], ext = f[7]}
 end
 local function new_book(avail, spent, at)
-  local book = {avail = avail, at = at, held = '0', unref = '0', ext = '0'}
+  local book = {avail = avail, at = at, spent = spent, held = '0', unref = '0', ext = '0'}
   if spent ~= '' then book.base = spent end
   return book
 end
 local function save(book, ttl)
-  redis.call('HSET', KEYS[1], 'avail', book.avail, 'at', book.at, 'held', book.held,
-             'unref', book.unref, 'ext', book.ext)
+  redis.call('HSET', KEYS[1], 'avail', book.avail, 'at', book.at, 'spent', book.spent,
+             'held', book.held, 'unref', book.unref, 'ext', book.ext)
   if book.base then redis.call('HSET', KEYS[1], 'base', book.base) end
   if ttl ~= '0' then
     for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end
-local function reconcile(book, spent, u)
+-- Drops the longest prefix of pending charges the book's view shows absorbed.
+local function reconcile(book)
+  if book.spent == '' or not book.base then return end
+  local spent, u = book.spent, tonumber(book.at)
   local dropped, n, done = '0', 0, false
   while not done do
     local batch = redis.call('LRANGE', KEYS[4], n, n + 99)
@@ -112,19 +117,24 @@ local function reconcile(book, spent, u)
     book.unref = sub(book.unref, dropped)
   end
 end
-local function observe(book, avail, spent, at)
+-- A view replaces the kept one if it is newer, or if the kept one's update time is after this
+-- view's read_at (a server clock that ran ahead); same time and less available also replaces.
+local function observe(book, avail, spent, at, read)
   local u, cur = tonumber(at), tonumber(book.at)
-  if u <= cur then
-    if u == cur and cmp(avail, book.avail) < 0 then book.avail, book.at = avail, at end
+  local ahead = read ~= '' and cur > tonumber(read)
+  if not ahead and u <= cur then
+    if u == cur and cmp(avail, book.avail) < 0 then
+      book.avail, book.at, book.spent = avail, at, spent
+    end
     return
   end
-  book.avail, book.at = avail, at
+  book.avail, book.at, book.spent = avail, at, spent
   if spent == '' then return end
   if not book.base then
     book.base = spent
     return
   end
-  reconcile(book, spent, u)
+  reconcile(book)
 end
 local function lapse(book, now)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
@@ -140,24 +150,25 @@ local function figures(book)
 end
 """
 
-# ARGV: hold_id, amount, avail, spent ('' = unknown), at, kind (s|e), deadline, now, ttl_ms
+# ARGV: hold_id, amount, avail, spent ('' = unknown), at, read_at ('' = unknown), kind (s|e),
+# deadline, now, ttl_ms
 _RESERVE_BODY = r"""
 local book = load_book()
-if book then observe(book, ARGV[3], ARGV[4], ARGV[5])
+if book then observe(book, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 else book = new_book(ARGV[3], ARGV[4], ARGV[5]) end
-lapse(book, ARGV[8])
+lapse(book, ARGV[9])
 local before, granted = figures(book), 0
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   local room = sub(book.avail, add(add(book.held, book.unref), book.ext))
   if cmp(room, '0') < 0 then room = '0' end
   if cmp(ARGV[2], room) <= 0 then
     granted = 1
-    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[6])
-    redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[7])
+    redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
     book.held = add(book.held, ARGV[2])
   end
 end
-save(book, ARGV[9])
+save(book, ARGV[10])
 table.insert(before, 1, granted)
 return before
 """
@@ -181,6 +192,9 @@ if hold then
     elseif ARGV[2] ~= '0' then
       redis.call('RPUSH', KEYS[4], ARGV[2] .. ' ' .. ARGV[3])
       book.unref = add(book.unref, ARGV[2])
+      -- The newest view may already show this payment (a refresh between paying and
+      -- committing): it is evidence too, not only views still to come.
+      reconcile(book)
     end
     result = {1}
   end
@@ -205,17 +219,17 @@ save(book, ARGV[3])
 return result
 """
 
-# ARGV: avail, spent, at, has_view (0|1), now, ttl_ms
+# ARGV: avail, spent, at, read_at, has_view (0|1), now, ttl_ms
 _TOTALS_BODY = r"""
 local book = load_book()
 if not book then
-  if ARGV[4] == '0' then return {'0', '0', '0', '0'} end
+  if ARGV[5] == '0' then return {'0', '0', '0', '0'} end
   book = new_book(ARGV[1], ARGV[2], ARGV[3])
-elseif ARGV[4] == '1' then
-  observe(book, ARGV[1], ARGV[2], ARGV[3])
+elseif ARGV[5] == '1' then
+  observe(book, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 end
-lapse(book, ARGV[5])
-save(book, ARGV[6])
+lapse(book, ARGV[6])
+save(book, ARGV[7])
 return figures(book)
 """
 RESERVE, COMMIT, RELEASE, TOTALS = (

@@ -88,10 +88,13 @@ def test_bad_times_settlements_and_ttls_are_refused(redis_url: str) -> None:
 
 _AMOUNTS = st.sampled_from(["0", "0.5", "1", "2.25", "3", "0.000000000000000001", "7"])
 _VIEWS = st.none() | st.builds(
-    lambda avail, spent, at: ServerView(D(avail), None if spent is None else D(spent), T + at),
+    lambda avail, spent, at, read: ServerView(
+        D(avail), None if spent is None else D(spent), T + at, None if read is None else T + read
+    ),
     st.sampled_from(["0", "4", "6.5", "9", "10", "12"]),
     st.none() | st.sampled_from(["-1", "0", "1", "3.5", "5", "9"]),
     st.integers(0, 8),
+    st.none() | st.integers(-1, 9),  # read_at: before the kept view's time means it ran ahead
 )
 _OPS = st.lists(
     st.tuples(
@@ -132,6 +135,47 @@ def test_every_operation_answers_like_the_in_memory_ledger(
     for op in ops:
         assert _apply(shared, op) == _apply(memory, op), op
         assert shared.totals(KEY, None, T) == memory.totals(KEY, None, T)
+
+
+# -- views from a clock that ran ahead; commits checked against the newest view ----------------
+
+
+def _session_charge(ledger: RedisLedger, hold_id: str, amount: str, evidence: float) -> None:
+    assert ledger.reserve(KEY, hold_id, D(amount), VIEW, "session", 60, T)[0]
+    assert ledger.commit(KEY, hold_id, D(amount), evidence, T)
+
+
+def test_a_view_from_a_clock_that_ran_ahead_is_replaced_and_reconciles(redis_url: str) -> None:
+    ledger = fresh(redis_url)
+    ledger.totals(KEY, ServerView(D(10), D(0), T), T)
+    _session_charge(ledger, "a", "2", T + 5)
+    # A server whose clock ran an hour ahead: newest by update time, no growth yet.
+    assert ledger.totals(KEY, ServerView(D(10), D(0), T + 3600), T).unreflected == D(2)
+    # An older view without read_at, or read after the kept view's time, never replaces it.
+    assert ledger.totals(KEY, ServerView(D(8), D(2), T + 10), T).available == D(10)
+    assert ledger.totals(KEY, ServerView(D(8), D(2), T + 10, T + 3600), T).available == D(10)
+    # Read before the kept view's update time: the kept view came from the clock that ran
+    # ahead. The new view replaces it and is reconciled against like any newer view.
+    after = ledger.totals(KEY, ServerView(D(8), D(2), T + 10, T + 12), T)
+    assert (after.available, after.unreflected, after.effective) == (D(8), D(0), D(8))
+    assert ledger.totals(KEY, ServerView(D(10), D(0), T + 3600), T).available == D(10)
+
+
+def test_a_session_charge_is_checked_against_the_newest_view_when_committed(
+    redis_url: str,
+) -> None:
+    ledger = fresh(redis_url)
+    ledger.totals(KEY, ServerView(D(10), D(0), T), T)
+    assert ledger.reserve(KEY, "a", D(2), VIEW, "session", 60, T)[0]
+    assert ledger.reserve(KEY, "b", D(3), VIEW, "session", 60, T)[0]
+    # A refresh between paying and committing already shows "a" paid at T + 10.
+    ledger.totals(KEY, ServerView(D(8), D(2), T + 10), T)
+    assert ledger.commit(KEY, "a", D(2), T + 5, T)
+    assert ledger.totals(KEY, None, T)[1:] == (D(3), D(0), D(0))
+    # Evidence after the newest view's time: the charge waits for a view still to come.
+    assert ledger.commit(KEY, "b", D(3), T + 11, T)
+    assert ledger.totals(KEY, None, T).unreflected == D(3)
+    assert ledger.totals(KEY, ServerView(D(5), D(5), T + 11), T).unreflected == 0
 
 
 # -- keys, sharing, clients --------------------------------------------------------------------
