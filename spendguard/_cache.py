@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from spendguard._checks import check_seconds
+from spendguard._errors import InvalidArgumentError
 from spendguard._session import SessionSnapshot
 
 __all__ = ["Freshness", "SessionCache"]
@@ -48,15 +50,11 @@ class Freshness:
 
     def __post_init__(self) -> None:
         for name in ("fraction", "min_ttl", "max_ttl", "expiry_margin", "skew_tolerance"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (0 <= value < float("inf"))
-            ):
-                raise ValueError(f"Freshness.{name} must be a finite number >= 0, got {value!r}")
+            check_seconds(f"Freshness.{name}", getattr(self, name), allow_zero=True)
         if self.min_ttl > self.max_ttl:
-            raise ValueError("Freshness.min_ttl must not exceed max_ttl")
+            raise InvalidArgumentError(
+                "Freshness.min_ttl must not exceed max_ttl", argument="Freshness.min_ttl"
+            )
 
     def ttl(self, snapshot: SessionSnapshot) -> float:
         """Seconds after its fetch that ``snapshot`` stays fresh."""

@@ -13,8 +13,10 @@ from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar
 
 from spendguard._cache import Freshness, SessionCache
+from spendguard._checks import check_release_on, check_seconds, check_settlement, check_text
 from spendguard._errors import (
     BudgetExceededError,
+    InvalidArgumentError,
     LedgerUnavailableError,
     SessionExpiredError,
     SpendGuardError,
@@ -30,7 +32,6 @@ __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 _log = logging.getLogger("spendguard")
 P = ParamSpec("P")
 R = TypeVar("R")
-_SETTLEMENTS = ("session", "external")
 
 
 def _wall_clock() -> float:
@@ -105,22 +106,19 @@ class SpendGuard:
         hold_lease: float = 900.0,
         currency: str = "USD",
     ) -> None:
-        for name, value in (
-            ("payment_manager_arn", payment_manager_arn),
-            ("payment_session_id", payment_session_id),
-        ):
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-        for name, opt in (("user_id", user_id), ("agent_name", agent_name)):
-            if opt is not None and not isinstance(opt, str):
-                raise ValueError(f"{name} must be a string or None, got {opt!r}")
-        _check_settlement(settlement)
-        if (
-            isinstance(hold_lease, bool)
-            or not isinstance(hold_lease, (int, float))
-            or not (0 < hold_lease < float("inf"))
-        ):
-            raise ValueError(f"hold_lease must be a positive number of seconds, got {hold_lease!r}")
+        check_text("payment_manager_arn", payment_manager_arn)
+        check_text("payment_session_id", payment_session_id)
+        check_text("user_id", user_id, optional=True)
+        check_text("agent_name", agent_name, optional=True)
+        check_settlement(settlement)
+        hold_lease = check_seconds("hold_lease", hold_lease)
+        for name, fn in (("clock", clock), ("timer", timer)):
+            if fn is not None and not callable(fn):
+                raise InvalidArgumentError(f"{name} must be callable, got {fn!r}", argument=name)
+        if freshness is not None and not isinstance(freshness, Freshness):
+            raise InvalidArgumentError(
+                f"freshness must be a Freshness, got {freshness!r}", argument="freshness"
+            )
         Money.zero(currency)  # validates the code
         self._request = {
             "paymentManagerArn": payment_manager_arn,
@@ -258,7 +256,7 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn = (),
     ) -> Hold:
-        kind = self._settlement if settlement is None else _check_settlement(settlement)
+        kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
         if self._expired(snap, now):
             raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
@@ -305,7 +303,7 @@ class SpendGuard:
             LedgerUnavailableError: A shared ledger could not be reached.
         """
         money = Money.of(amount, self._currency)
-        return self._hold(self._session(), money, settlement, _check_release_on(release_on))
+        return self._hold(self._session(), money, settlement, check_release_on(release_on))
 
     def areserve(
         self,
@@ -323,7 +321,7 @@ class SpendGuard:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
-        return Reservation(self._areserve(money, settlement, _check_release_on(release_on)))
+        return Reservation(self._areserve(money, settlement, check_release_on(release_on)))
 
     async def _areserve(
         self, money: Money, settlement: Settlement | None, release_on: ReleaseOn
@@ -434,7 +432,7 @@ class SpendGuard:
         """
         from spendguard._decorator import charges  # noqa: PLC0415 - avoids an import cycle
 
-        return charges(self, cost, settlement, _check_release_on(release_on))
+        return charges(self, cost, settlement, check_release_on(release_on))
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
@@ -468,23 +466,9 @@ def _release_quietly(hold: Hold) -> None:
         _log.warning("could not release orphaned hold %s; it will lapse as spent", hold.id)
 
 
-def _check_release_on(value: object) -> ReleaseOn:
-    if isinstance(value, type):
-        value = (value,)
-    if not isinstance(value, tuple) or not all(
-        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
-    ):
-        raise ValueError(f"release_on must be a tuple of exception types, got {value!r}")
-    return value
-
-
 def _receipt_time(receipt: datetime) -> float:
     if not isinstance(receipt, datetime) or receipt.tzinfo is None:
-        raise ValueError("receipt_time must be a timezone-aware datetime")
+        raise InvalidArgumentError(
+            "receipt_time must be a timezone-aware datetime", argument="receipt_time"
+        )
     return receipt.timestamp()
-
-
-def _check_settlement(value: object) -> Settlement:
-    if value not in _SETTLEMENTS:
-        raise ValueError(f"settlement must be 'session' or 'external', got {value!r}")
-    return value  # type: ignore[return-value]

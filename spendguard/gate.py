@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
+from spendguard._checks import check_release_on
+from spendguard._errors import InvalidArgumentError
 from spendguard.pricing import Blocked, PriceRule, Pricing, aadmit, admit, settle
 
 if TYPE_CHECKING:
@@ -74,7 +76,8 @@ class ToolGate:
 
     Raises:
         InvalidAmountError: A fixed price in ``pricing`` is not a valid amount.
-        ValueError: ``pricing`` or ``release_on`` is of the wrong kind.
+        InvalidArgumentError: ``pricing``, ``release_on`` or ``on_blocked`` is of the wrong
+            kind.
     """
 
     def __init__(
@@ -86,14 +89,14 @@ class ToolGate:
         release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
     ) -> None:
-        from spendguard._guard import _check_release_on  # noqa: PLC0415 - guard imports pricing
-
         self.guard = guard
         self.pricing = as_pricing(pricing)
         self.settlement = settlement
-        self.release_on = _check_release_on(release_on)
+        self.release_on = check_release_on(release_on)
         if on_blocked is not None and not callable(on_blocked):
-            raise ValueError(f"on_blocked must be callable, got {on_blocked!r}")
+            raise InvalidArgumentError(
+                f"on_blocked must be callable, got {on_blocked!r}", argument="on_blocked"
+            )
         self._on_blocked = on_blocked
         self._lock = threading.Lock()
         self._holds: dict[Hashable, Hold] = {}
@@ -183,12 +186,13 @@ def as_pricing(pricing: object) -> Pricing:
     """A :class:`~spendguard.pricing.Pricing` from a Pricing or a mapping of rules.
 
     Raises:
-        ValueError: ``pricing`` is neither.
+        InvalidArgumentError: ``pricing`` is neither.
     """
     if isinstance(pricing, Pricing):
         return pricing
     if isinstance(pricing, Mapping):
         return Pricing(pricing)
-    raise ValueError(
-        f"pricing must be a Pricing or a mapping of tool name to price, got {type(pricing)!r}"
+    raise InvalidArgumentError(
+        f"pricing must be a Pricing or a mapping of tool name to price, got {type(pricing)!r}",
+        argument="pricing",
     )

@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from spendguard._errors import InvalidAmountError, PricingError, SpendGuardError
+from spendguard._errors import (
+    InvalidAmountError,
+    InvalidArgumentError,
+    PricingError,
+    SpendGuardError,
+)
 from spendguard._money import Amount, Money
 
 if TYPE_CHECKING:
@@ -63,7 +68,9 @@ def from_argument(name: str) -> FromArgument:
         The rule.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError("from_argument needs a non-empty argument name")
+        raise InvalidArgumentError(
+            f"from_argument needs a non-empty argument name, got {name!r}", argument="name"
+        )
     return FromArgument(name)
 
 
@@ -121,10 +128,20 @@ class Pricing:
         strict: bool = False,
         currency: str = "USD",
     ) -> None:
+        if rules is not None and not isinstance(rules, Mapping):
+            raise InvalidArgumentError(
+                f"rules must be a mapping of tool name to price rule, got {type(rules)!r}",
+                argument="rules",
+            )
+        if not isinstance(strict, bool):
+            raise InvalidArgumentError(f"strict must be a bool, got {strict!r}", argument="strict")
+        Money.zero(currency)  # validates the code
         self._rules: dict[str, PriceRule] = {}
         for name, rule in (rules or {}).items():
             if not isinstance(name, str) or not name:
-                raise ValueError(f"tool names must be non-empty strings, got {name!r}")
+                raise InvalidArgumentError(
+                    f"tool names must be non-empty strings, got {name!r}", argument="rules"
+                )
             is_rule = isinstance(rule, FromArgument) or callable(rule)
             self._rules[name] = rule if is_rule else _amount(rule, currency)
         self.strict = strict
