@@ -60,7 +60,7 @@ class Freshness:
         """Seconds after its fetch that ``snapshot`` stays fresh."""
         age = max(0.0, snapshot.server_time - snapshot.view.updated_at)
         ttl = min(max(self.fraction * age, self.min_ttl), self.max_ttl)
-        until_expiry = snapshot.expires_ts - self.expiry_margin - snapshot.server_time
+        until_expiry = snapshot.expires_at.timestamp() - self.expiry_margin - snapshot.server_time
         # An expired session cannot come back: keep it for min_ttl rather than refetching.
         return min(ttl, until_expiry) if until_expiry > 0 else self.min_ttl
 

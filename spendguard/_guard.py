@@ -388,13 +388,11 @@ class SpendGuard:
         def money(value: Any) -> Money:
             return Money(value, self._currency)
 
-        unreflected = money(totals.unreflected) + money(totals.external)
         return GuardSnapshot(
             session_id=self.payment_session_id,
             max_spend=snap.max_spend,
             server_available=money(totals.available),
             held=money(totals.held),
-            committed_unreflected=unreflected,
             pending_session=money(totals.unreflected),
             external=money(totals.external),
             effective_available=Money.zero(self._currency) if expired else money(totals.effective),

@@ -49,8 +49,6 @@ class GuardSnapshot:
         max_spend: The session's limit, None if the service sent none.
         server_available: What the server says is available.
         held: Held for calls in flight.
-        committed_unreflected: Committed locally and not (yet) reflected by the server:
-            ``pending_session`` plus ``external``.
         pending_session: Session charges awaiting evidence that the server absorbed them.
         external: Charges settled elsewhere (and lapsed holds), deducted for the session's life.
         effective_available: What a new charge may use.
@@ -65,7 +63,6 @@ class GuardSnapshot:
     max_spend: Money | None
     server_available: Money
     held: Money
-    committed_unreflected: Money
     pending_session: Money
     external: Money
     effective_available: Money
@@ -74,3 +71,8 @@ class GuardSnapshot:
     updated_at: datetime
     fetched_at: datetime
     fresh_until: datetime
+
+    @property
+    def committed_unreflected(self) -> Money:
+        """Committed locally and not (yet) reflected by the server: pending plus external."""
+        return self.pending_session + self.external

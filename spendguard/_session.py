@@ -5,9 +5,8 @@ from __future__ import annotations
 import decimal
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -83,59 +82,42 @@ class PaymentSessionClient(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SessionSnapshot:
-    """One parsed GetPaymentSession response.
+    """One parsed GetPaymentSession response: what the guard needs of it, nothing more.
 
     Attributes:
-        session_id: The payment session id.
         max_spend: ``limits.maxSpendAmount``, or None when the service sent no limits.
-        available: ``availableLimits.availableSpendAmount``; zero when absent (fail closed).
-        reported_available: Whether the service sent an available amount at all.
-        created_at: Creation time, UTC.
-        updated_at: Last update of the session, UTC.
-        available_updated_at: ``availableLimits.updatedAt`` when sent, UTC.
+        view: The available amount, spent total and times, as the ledger sees them (server
+            clock, epoch seconds); no ``availableLimits`` means nothing is available.
         expires_at: ``createdAt + expiryTimeInMinutes``, UTC.
         fetched_at: Local wall clock reading (epoch seconds) when the response arrived.
         fetched_mono: Local monotonic clock reading when the response arrived; every
             duration (freshness, expiry) is measured from it, never on the wall clock.
         server_time: The server's time when it answered (epoch seconds): the ``Date`` header,
             or the local wall clock without one; never earlier than the body's own times.
-        skew: Estimated server clock minus local clock, in seconds, from the ``Date`` header.
-        has_date: Whether the skew comes from a ``Date`` header (else it is 0 and unknown).
-        view: What the ledger needs of this reading (server clock, epoch seconds).
-        expires_ts: ``expires_at`` as epoch seconds.
-        expires_mono: The monotonic clock reading at which the session expires.
     """
 
-    session_id: str
     max_spend: Money | None
-    available: Money
-    reported_available: bool
-    created_at: datetime
-    updated_at: datetime
-    available_updated_at: datetime | None
+    view: ServerView
     expires_at: datetime
     fetched_at: float
     fetched_mono: float
     server_time: float
-    skew: float
-    has_date: bool
-    view: ServerView
-    expires_ts: float
-    expires_mono: float
+    #: The monotonic clock reading at which the session expires (derived, kept for the hot
+    #: path: every decision compares with it).
+    expires_mono: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        remaining = self.expires_at.timestamp() - self.server_time
+        object.__setattr__(self, "expires_mono", self.fetched_mono + remaining)
 
     @property
     def last_update(self) -> datetime:
         """When the available amount last changed, per the server."""
-        return self.available_updated_at or self.updated_at
+        return datetime.fromtimestamp(self.view.updated_at, tz=timezone.utc)
 
     def server_now(self, mono: float) -> float:
         """The server's time at monotonic reading ``mono``, by the time elapsed since the fetch."""
         return self.server_time + (mono - self.fetched_mono)
-
-    @property
-    def spent(self) -> Decimal | None:
-        """Server-side spent total (max - available), None when the max is unknown."""
-        return self.view.spent
 
 
 def fetch_session(
@@ -332,7 +314,6 @@ def parse_session(
         None if avail_time is None else _time(avail_time, "availableLimits.updatedAt", session_id)
     )
     spent = None if max_spend is None else CONTEXT.subtract(max_spend.amount, available.amount)
-    expires_at = created + timedelta(minutes=minutes)
     last_update = (available_updated or updated).timestamp()
     server_time, read_at = _server_time(
         server_date,
@@ -341,24 +322,13 @@ def parse_session(
         skew_tolerance,
         session_id,
     )
-    expires_ts = expires_at.timestamp()
     return SessionSnapshot(
-        session_id=session_id,
         max_spend=max_spend,
-        available=available,
-        reported_available=avail_amount is not None,
-        created_at=created,
-        updated_at=updated,
-        available_updated_at=available_updated,
-        expires_at=expires_at,
+        view=ServerView(available.amount, spent, last_update, read_at),
+        expires_at=created + timedelta(minutes=minutes),
         fetched_at=fetched_at,
         fetched_mono=fetched_mono,
         server_time=server_time,
-        skew=server_time - fetched_at if server_date is not None else 0.0,
-        has_date=server_date is not None,
-        view=ServerView(available.amount, spent, last_update, read_at),
-        expires_ts=expires_ts,
-        expires_mono=fetched_mono + (expires_ts - server_time),
     )
 
 
