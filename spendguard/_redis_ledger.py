@@ -12,12 +12,13 @@ There is no upper bound and no rounding; an amount that is not a whole number of
 than 18 decimal places), negative or not finite is refused with :class:`InvalidAmountError`
 before Redis is asked, so the state is unchanged.
 
-Times (view times, lease deadlines, evidence times) are the floats the guard passes, sent as
-``repr`` text so Redis and Lua parse the very same double Python compared. Leases use the
-caller's ``now``, not Redis ``TIME``: both ledgers then follow one clock the guard injects, and
-clock skew between hosts can only move a lapse earlier or later. A lapsed hold becomes an
-external charge of its full amount (it may have been spent), so an early lapse over-counts and
-never lets a process overspend.
+Server times (view times, evidence times) are the floats the guard passes, sent as ``repr``
+text so Redis and Lua parse the very same double Python compared. Leases do not use the
+caller's ``now`` (a per-process monotonic reading, meaningless to other processes): a script
+sets a hold's deadline to Redis ``TIME`` plus the lease and lapses holds by Redis ``TIME``, so
+every process follows one clock and no host's clock can extend or cut short a lease. A lapsed
+hold becomes an external charge of its full amount (it may have been spent): the budget
+over-counts, it never forgets.
 
 Failures close: any Redis error (refused, reset, timed out, read-only replica, ...) raises
 :class:`LedgerUnavailableError` chained to it, and the next call simply tries again.
@@ -93,6 +94,13 @@ def _time(value: float, what: str) -> str:
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{what} must be a finite number of epoch seconds, got {value!r}")
+    return repr(number)
+
+
+def _duration(value: float, what: str) -> str:
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
     return repr(number)
 
 
@@ -208,7 +216,10 @@ class RedisLedger:
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`spendguard._ledger.Ledger.reserve`.
 
+        The hold's deadline is Redis ``TIME`` plus ``lease_seconds``; ``now`` is not used.
+
         Raises:
+            ValueError: ``lease_seconds`` is negative or not finite.
             InvalidAmountError: An amount is negative or has more than 18 decimal places.
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
         """
@@ -219,8 +230,7 @@ class RedisLedger:
             _amount(amount, "hold amount"),
             *_view_args(view),
             _KINDS[settlement],
-            _time(now + lease_seconds, "lease deadline"),
-            _time(now, "now"),
+            _duration(lease_seconds, "lease_seconds"),
             self._ttl_ms,
         ]
         reply = self._run(self._reserve, key, args)
@@ -240,7 +250,6 @@ class RedisLedger:
             hold_id,
             _amount(actual, "commit amount"),
             _time(evidence_time, "evidence_time"),
-            _time(now, "now"),
             self._ttl_ms,
         ]
         reply = self._run(self._commit, key, args)
@@ -255,7 +264,7 @@ class RedisLedger:
         Raises:
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
         """
-        reply = self._run(self._release, key, [hold_id, _time(now, "now"), self._ttl_ms])
+        reply = self._run(self._release, key, [hold_id, self._ttl_ms])
         return int(reply[0]) == 1
 
     def totals(self, key: str, view: ServerView | None, now: float) -> LedgerTotals:
@@ -265,7 +274,7 @@ class RedisLedger:
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
         """
         view_args = ["", "", "", "", "0"] if view is None else [*_view_args(view), "1"]
-        reply = self._run(self._totals, key, [*view_args, _time(now, "now"), self._ttl_ms])
+        reply = self._run(self._totals, key, [*view_args, self._ttl_ms])
         return _totals(reply)
 
     def __repr__(self) -> str:

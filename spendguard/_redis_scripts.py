@@ -9,7 +9,8 @@ __all__ = ["COMMIT", "LIBRARY", "RELEASE", "RESERVE", "TOTALS"]
 # -- Lua ----------------------------------------------------------------------------------------
 # KEYS: 1 book (hash: avail, at, spent, base, held, unref, ext; avail/at/spent are the newest
 # view's, spent '' when unknown), 2 holds (hash id -> "units s|e"),
-# 3 deadlines (zset id -> lease deadline), 4 pending (list of "units evidence_time", commit order).
+# 3 deadlines (zset id -> lease deadline in Redis TIME seconds), 4 pending (list of
+# "units evidence_time", commit order).
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
 LIBRARY = r"""
 local BASE = 1e15
@@ -136,7 +137,16 @@ local function observe(book, avail, spent, at, read)
   end
   reconcile(book)
 end
-local function lapse(book, now)
+-- Leases follow Redis TIME, one clock for every process (their own clocks may disagree).
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function stamp(t)
+  return string.format('%.17g', t)
+end
+local function lapse(book, t)
+  local now = stamp(t)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
   for _, id in ipairs(ids) do
     local amount = string.sub(redis.call('HGET', KEYS[2], id), 1, -3)
@@ -151,12 +161,12 @@ end
 """
 
 # ARGV: hold_id, amount, avail, spent ('' = unknown), at, read_at ('' = unknown), kind (s|e),
-# deadline, now, ttl_ms
+# lease seconds, ttl_ms
 _RESERVE_BODY = r"""
-local book = load_book()
+local book, now = load_book(), clock()
 if book then observe(book, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 else book = new_book(ARGV[3], ARGV[4], ARGV[5]) end
-lapse(book, ARGV[9])
+lapse(book, now)
 local before, granted = figures(book), 0
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   local room = sub(book.avail, add(add(book.held, book.unref), book.ext))
@@ -164,20 +174,20 @@ if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
   if cmp(ARGV[2], room) <= 0 then
     granted = 1
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[7])
-    redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
+    redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[8])), ARGV[1])
     book.held = add(book.held, ARGV[2])
   end
 end
-save(book, ARGV[10])
+save(book, ARGV[9])
 table.insert(before, 1, granted)
 return before
 """
 
-# ARGV: hold_id, actual, evidence_time, now, ttl_ms -> {1} done, {0} unknown, {-1, held} too much
+# ARGV: hold_id, actual, evidence_time, ttl_ms -> {1} done, {0} unknown, {-1, held} too much
 _COMMIT_BODY = r"""
 local book = load_book()
 if not book then return {0} end
-lapse(book, ARGV[4])
+lapse(book, clock())
 local hold, result = redis.call('HGET', KEYS[2], ARGV[1]), {0}
 if hold then
   local amount, kind = string.sub(hold, 1, -3), string.sub(hold, -1)
@@ -199,15 +209,15 @@ if hold then
     result = {1}
   end
 end
-save(book, ARGV[5])
+save(book, ARGV[4])
 return result
 """
 
-# ARGV: hold_id, now, ttl_ms -> {1} released, {0} unknown
+# ARGV: hold_id, ttl_ms -> {1} released, {0} unknown
 _RELEASE_BODY = r"""
 local book = load_book()
 if not book then return {0} end
-lapse(book, ARGV[2])
+lapse(book, clock())
 local hold, result = redis.call('HGET', KEYS[2], ARGV[1]), {0}
 if hold then
   redis.call('HDEL', KEYS[2], ARGV[1])
@@ -215,11 +225,11 @@ if hold then
   book.held = sub(book.held, string.sub(hold, 1, -3))
   result = {1}
 end
-save(book, ARGV[3])
+save(book, ARGV[2])
 return result
 """
 
-# ARGV: avail, spent, at, read_at, has_view (0|1), now, ttl_ms
+# ARGV: avail, spent, at, read_at, has_view (0|1), ttl_ms
 _TOTALS_BODY = r"""
 local book = load_book()
 if not book then
@@ -228,8 +238,8 @@ if not book then
 elseif ARGV[5] == '1' then
   observe(book, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 end
-lapse(book, ARGV[6])
-save(book, ARGV[7])
+lapse(book, clock())
+save(book, ARGV[6])
 return figures(book)
 """
 RESERVE, COMMIT, RELEASE, TOTALS = (

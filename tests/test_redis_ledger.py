@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -76,8 +77,13 @@ def test_amounts_the_ledger_cannot_store_exactly_are_refused(redis_url: str, bad
 
 def test_bad_times_settlements_and_ttls_are_refused(redis_url: str) -> None:
     ledger = fresh(redis_url)
+    for lease in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="lease_seconds"):
+            ledger.reserve(KEY, "a", D(1), VIEW, "external", lease, T)
     with pytest.raises(ValueError, match="finite"):
-        ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, float("nan"))
+        ledger.reserve(KEY, "a", D(1), ServerView(D(1), D(0), float("nan")), "external", 60, T)
+    with pytest.raises(ValueError, match="finite"):
+        ledger.commit(KEY, "a", D(1), float("inf"), T)
     with pytest.raises(ValueError, match="settlement"):
         ledger.reserve(KEY, "a", D(1), VIEW, "later", 60, T)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="key_ttl"):
@@ -103,7 +109,9 @@ _OPS = st.lists(
         _AMOUNTS,
         st.sampled_from(["session", "external"]),
         _VIEWS,
-        st.integers(0, 12),  # caller's clock (leases are 5 s)
+        # Lease: 0 lapses at the next operation on either ledger (Redis TIME only moves on,
+        # the in-memory ledger's `now` stays T); an hour never lapses during the test.
+        st.sampled_from([0.0, 3600.0]),
         st.integers(-2, 10),  # evidence time
     ),
     max_size=30,
@@ -111,17 +119,17 @@ _OPS = st.lists(
 
 
 def _apply(ledger: InMemoryLedger | RedisLedger, op: tuple[object, ...]) -> object:
-    name, n, amount, kind, view, now, evidence = op
-    hold_id, now_f = f"h{n}", T + float(now)  # type: ignore[arg-type]
+    name, n, amount, kind, view, lease, evidence = op
+    hold_id = f"h{n}"
     try:
         if name == "reserve":
             v = view if isinstance(view, ServerView) else VIEW
-            return ledger.reserve(KEY, hold_id, D(amount), v, kind, 5.0, now_f)  # type: ignore[arg-type]
+            return ledger.reserve(KEY, hold_id, D(amount), v, kind, lease, T)  # type: ignore[arg-type]
         if name == "commit":
-            return ledger.commit(KEY, hold_id, D(amount), T + float(evidence), now_f)  # type: ignore[arg-type]
+            return ledger.commit(KEY, hold_id, D(amount), T + float(evidence), T)  # type: ignore[arg-type]
         if name == "release":
-            return ledger.release(KEY, hold_id, now_f)
-        return ledger.totals(KEY, view, now_f)  # type: ignore[arg-type]
+            return ledger.release(KEY, hold_id, T)
+        return ledger.totals(KEY, view, T)  # type: ignore[arg-type]
     except InvalidAmountError:
         return "invalid"
 
@@ -176,6 +184,62 @@ def test_a_session_charge_is_checked_against_the_newest_view_when_committed(
     assert ledger.commit(KEY, "b", D(3), T + 11, T)
     assert ledger.totals(KEY, None, T).unreflected == D(3)
     assert ledger.totals(KEY, ServerView(D(5), D(5), T + 11), T).unreflected == 0
+
+
+# -- leases on Redis time ----------------------------------------------------------------------
+
+
+def _redis_now(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1_000_000
+
+
+def _wait_for_redis_time(client: redis.Redis, moment: float) -> None:
+    """Bounded poll until Redis TIME has passed ``moment`` (nothing signals time passing)."""
+    for _ in range(200):
+        left = moment - _redis_now(client)
+        if left < 0:
+            return
+        time.sleep(left + 0.005)
+    pytest.fail(f"Redis TIME did not pass {moment}")
+
+
+def test_leases_follow_redis_time_whatever_clock_the_callers_pass(redis_url: str) -> None:
+    prefix, client = f"test-{uuid.uuid4().hex}", redis.Redis.from_url(redis_url)
+    behind, ahead = (RedisLedger.from_url(redis_url, prefix=prefix) for _ in range(2))
+    hour_behind, day_ahead = T - 3600, T + 86400
+    before = _redis_now(client)
+    assert behind.reserve(KEY, "short", D(1), VIEW, "session", 0.3, hour_behind)[0]
+    assert ahead.reserve(KEY, "long", D(2), VIEW, "session", 3600, day_ahead)[0]
+    after = _redis_now(client)
+    deadlines = dict(client.zrange(behind.keys(KEY)[2], 0, -1, withscores=True))
+    assert before + 0.3 <= deadlines[b"short"] <= after + 0.3  # Redis TIME + lease, not now
+    assert before + 3600 <= deadlines[b"long"] <= after + 3600
+    # A caller a day ahead does not lapse the hour-long hold.
+    assert ahead.totals(KEY, None, day_ahead).held >= D(2)
+    _wait_for_redis_time(client, deadlines[b"short"])
+    # A caller an hour behind does not keep the short hold alive once Redis time passed it.
+    assert behind.totals(KEY, None, hour_behind)[1:] == (D(2), D(0), D(1))
+    assert not behind.commit(KEY, "short", D(1), T, hour_behind)
+    assert ahead.commit(KEY, "long", D(2), T, day_ahead)
+
+
+def test_a_zero_lease_lapses_at_the_next_operation_from_any_clock(redis_url: str) -> None:
+    # The deadline itself lapses, as in the in-memory ledger: Redis TIME at the next script is
+    # at least the deadline, whatever `now` the callers pass.
+    ledger = fresh(redis_url)
+    assert ledger.reserve(KEY, "a", D(4), VIEW, "session", 0, T + 3600)[0]
+    assert ledger.reserve(KEY, "b", D(1), VIEW, "external", 3600, T - 3600)[0]
+    assert ledger.totals(KEY, None, T - 86400)[1:] == (D(1), D(0), D(4))
+    assert not ledger.commit(KEY, "a", D(1), T, T)
+    assert not ledger.release(KEY, "a", T)
+    assert ledger.release(KEY, "b", T)
+    # Reserve sees lapses before deciding: "c" lapses before "d" asks, "e" finds 10 - 4 - 5.
+    assert ledger.reserve(KEY, "c", D(5), VIEW, "external", 0, T)[0]
+    granted, before = ledger.reserve(KEY, "d", D(1), VIEW, "external", 3600, T - 86400)
+    assert granted
+    assert (before.held, before.external) == (D(0), D(9))
+    assert not ledger.reserve(KEY, "e", D("0.01"), VIEW, "external", 3600, T)[0]
 
 
 # -- keys, sharing, clients --------------------------------------------------------------------
