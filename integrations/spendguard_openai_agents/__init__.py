@@ -4,7 +4,7 @@ Install with ``pip install "spendguard[openai-agents]"``::
 
     from spendguard_openai_agents import SpendGuardToolGuardrails
 
-    spend = SpendGuardToolGuardrails(guard, Pricing({"buy_report": "0.25"}))
+    spend = SpendGuardToolGuardrails(guard, {"buy_report": "0.25"})
 
     @function_tool(**spend.tool_options())
     async def buy_report(topic: str) -> str: ...
@@ -20,6 +20,11 @@ except ImportError as exc:  # pragma: no cover - covered by test_import_hint
         'pip install "spendguard[openai-agents]"'
     ) from exc
 
-from spendguard_openai_agents._guardrails import OnBlocked, SpendGuardToolGuardrails, ToolOptions
+from spendguard.gate import OnBlocked
+from spendguard_openai_agents._guardrails import (
+    BlockBehavior,
+    SpendGuardToolGuardrails,
+    ToolOptions,
+)
 
-__all__ = ["OnBlocked", "SpendGuardToolGuardrails", "ToolOptions"]
+__all__ = ["BlockBehavior", "OnBlocked", "SpendGuardToolGuardrails", "ToolOptions"]

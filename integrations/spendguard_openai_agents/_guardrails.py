@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -17,14 +17,14 @@ from agents import (
     default_tool_error_function,
 )
 from agents.tool import ToolErrorFunction
-from agents.tool_context import ToolContext
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.pricing import Blocked, Pricing, aadmit, settle
+from spendguard.gate import OnBlocked, ToolGate, call_key
+from spendguard.pricing import PriceRule, Pricing
 
-__all__ = ["OnBlocked", "SpendGuardToolGuardrails", "ToolOptions"]
+__all__ = ["BlockBehavior", "SpendGuardToolGuardrails", "ToolOptions"]
 
-OnBlocked = Literal["reject_content", "raise_exception"]
+BlockBehavior = Literal["reject_content", "raise_exception"]
 
 
 class ToolOptions(TypedDict):
@@ -38,46 +38,42 @@ class ToolOptions(TypedDict):
 class SpendGuardToolGuardrails:
     """Keeps an OpenAI Agents SDK run's function tool calls inside the session budget.
 
-    * :attr:`input_guardrail` prices ``tool_arguments`` (the raw JSON string) and holds the
-      price, keyed by ``tool_call_id``. A call that does not fit gets ``reject_content`` with a
-      message for the model (the run continues), or ``raise_exception``
-      (``ToolInputGuardrailTripwireTriggered``, ``output_info`` is the
-      :class:`~spendguard.pricing.Blocked`) when ``on_blocked="raise_exception"``.
-    * The SDK has no "after tool" event for guardrails, so :attr:`output_guardrail` commits the
-      hold once the tool returned, and :meth:`failure_error_function` releases it when the tool
-      raised (before formatting the error for the model as usual). A rejected call never holds.
-
-    Wire all three with ``@function_tool(**spend.tool_options())``. Output guardrails run
-    after the tool's own timeout handling: a tool that timed out is committed (it may have
-    spent). Call ids must be unique among the runs sharing one instance, as the model
-    provider's are; a second input check for a call id already held (the SDK's
-    pre-approval guardrail mode runs the check twice) reuses the hold.
+    :attr:`input_guardrail` holds each call's price; a call that does not fit gets
+    ``reject_content`` (the model reads why) or, with ``block_behavior="raise_exception"``,
+    ``ToolInputGuardrailTripwireTriggered`` (``output_info`` is the ``Blocked``). The SDK has no
+    "after tool" event, so :attr:`output_guardrail` commits a call that returned and
+    :meth:`failure_error_function` settles one that raised: kept unless the error says nothing
+    was spent. Holds are keyed by the call's ``ToolContext``, never by ``tool_call_id``.
 
     Args:
         guard: The guard of the payment session the agent spends from.
-        pricing: Price rules by tool name; tools without a rule are free unless strict.
-        on_blocked: What the SDK does with a blocked call.
+        pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
+        release_on: Exception types that, raised by a tool, mean it spent nothing.
+        on_blocked: Called with each ``Blocked`` call (a :data:`BlockBehavior` is deprecated).
+        block_behavior: What the SDK does with a blocked call.
     """
 
     def __init__(
         self,
         guard: SpendGuard,
-        pricing: Pricing,
+        pricing: Pricing | Mapping[str, PriceRule],
         *,
-        on_blocked: OnBlocked = "reject_content",
         settlement: Settlement | None = None,
+        release_on: tuple[type[BaseException], ...] = (),
+        on_blocked: OnBlocked | BlockBehavior | None = None,
+        block_behavior: BlockBehavior = "reject_content",
     ) -> None:
-        if on_blocked not in ("reject_content", "raise_exception"):
-            raise ValueError(
-                f"on_blocked must be 'reject_content' or 'raise_exception', got {on_blocked!r}"
-            )
-        self._guard = guard
-        self._pricing = pricing
-        self._on_blocked = on_blocked
-        self._settlement = settlement
-        self._holds: dict[str, Hold] = {}
-        self._lock = threading.Lock()
+        if isinstance(on_blocked, str):
+            msg = f"on_blocked takes a callback now; pass block_behavior={on_blocked!r} instead"
+            warnings.warn(msg, DeprecationWarning, stacklevel=2)
+            block_behavior, on_blocked = on_blocked, None
+        if block_behavior not in ("reject_content", "raise_exception"):
+            raise ValueError(f"unknown block_behavior {block_behavior!r}, see BlockBehavior")
+        self._block_behavior = block_behavior
+        self._gate = ToolGate(
+            guard, pricing, settlement=settlement, release_on=release_on, on_blocked=on_blocked
+        )
         self.input_guardrail: ToolInputGuardrail[Any] = ToolInputGuardrail(
             guardrail_function=self._check_input, name="spendguard_budget"
         )
@@ -87,32 +83,23 @@ class SpendGuardToolGuardrails:
 
     @property
     def open_holds(self) -> Mapping[str, Hold]:
-        """Holds of calls in flight, by ``tool_call_id`` (a snapshot)."""
-        with self._lock:
-            return dict(self._holds)
+        """Holds of calls in flight, by hold id (a snapshot; falsy when none)."""
+        return self._gate.open_holds
 
     def failure_error_function(
         self, formatter: ToolErrorFunction | None = default_tool_error_function
     ) -> ToolErrorFunction:
-        """Build a ``failure_error_function`` that releases the failed call's hold.
+        """A ``failure_error_function`` that settles the failed call, then calls ``formatter``
+        (the SDK's default; ``None`` re-raises, failing the run as the SDK would)."""
 
-        Args:
-            formatter: What the model sees for the error, the SDK's default unless given.
-                ``None`` keeps the SDK meaning: the error propagates and the run fails.
-
-        Returns:
-            A function for ``function_tool(failure_error_function=...)``.
-        """
-
-        async def release_then_format(ctx: RunContextWrapper[Any], error: Exception) -> str:
-            if isinstance(ctx, ToolContext):
-                self._settle(ctx.tool_call_id, ran=False)
+        async def settle_then_format(ctx: RunContextWrapper[Any], error: Exception) -> str:
+            self._gate.settle(call_key(ctx), ran=True, error=error)
             if formatter is None:
                 raise error
             message = formatter(ctx, error)
             return await message if inspect.isawaitable(message) else message
 
-        return release_then_format
+        return settle_then_format
 
     def tool_options(
         self,
@@ -121,20 +108,9 @@ class SpendGuardToolGuardrails:
         output_guardrails: Sequence[ToolOutputGuardrail[Any]] = (),
         failure_error_function: ToolErrorFunction | None = default_tool_error_function,
     ) -> ToolOptions:
-        """Keyword arguments for ``function_tool`` that wire the guard in beside your own.
-
-        The budget check runs after your input guardrails (a call they reject never holds
-        money) and the commit before your output guardrails.
-
-        Args:
-            input_guardrails: Your own input guardrails.
-            output_guardrails: Your own output guardrails.
-            failure_error_function: Your own error formatter (see
-                :meth:`failure_error_function`).
-
-        Returns:
-            ``tool_input_guardrails``, ``tool_output_guardrails`` and ``failure_error_function``.
-        """
+        """``function_tool`` keyword arguments wiring the guard in beside your own guardrails
+        and error formatter: the budget check runs after your input guardrails (a call they
+        reject holds nothing), the commit before your output guardrails."""
         return ToolOptions(
             tool_input_guardrails=[*input_guardrails, self.input_guardrail],
             tool_output_guardrails=[self.output_guardrail, *output_guardrails],
@@ -142,32 +118,14 @@ class SpendGuardToolGuardrails:
         )
 
     async def _check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
-        context = data.context
-        with self._lock:
-            if context.tool_call_id in self._holds:
-                return ToolGuardrailFunctionOutput.allow()
-        outcome = await aadmit(
-            self._guard,
-            self._pricing,
-            context.tool_name,
-            context.tool_arguments,
-            settlement=self._settlement,
-        )
-        if isinstance(outcome, Blocked):
-            if self._on_blocked == "raise_exception":
-                return ToolGuardrailFunctionOutput.raise_exception(output_info=outcome)
-            return ToolGuardrailFunctionOutput.reject_content(outcome.message, output_info=outcome)
-        if outcome is not None:
-            with self._lock:
-                self._holds[context.tool_call_id] = outcome
-        return ToolGuardrailFunctionOutput.allow()
+        ctx = data.context
+        blocked = await self._gate.aadmit(call_key(ctx), ctx.tool_name, ctx.tool_arguments)
+        if blocked is None:
+            return ToolGuardrailFunctionOutput.allow()
+        if self._block_behavior == "raise_exception":
+            return ToolGuardrailFunctionOutput.raise_exception(output_info=blocked)
+        return ToolGuardrailFunctionOutput.reject_content(blocked.message, output_info=blocked)
 
     def _commit_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
-        self._settle(data.context.tool_call_id, ran=True)
+        self._gate.settle(call_key(data.context), ran=True)
         return ToolGuardrailFunctionOutput.allow()
-
-    def _settle(self, tool_call_id: str, *, ran: bool) -> None:
-        with self._lock:
-            hold = self._holds.pop(tool_call_id, None)
-        if hold is not None:
-            settle(hold, ran=ran)

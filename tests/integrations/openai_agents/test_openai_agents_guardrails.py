@@ -4,6 +4,7 @@ emulator."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import sys
 from decimal import Decimal
@@ -20,10 +21,10 @@ from agents import (
     function_tool,
     tool_input_guardrail,
 )
-from agents.exceptions import UserError
+from agents.exceptions import ModelBehaviorError, UserError
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from spendguard import SpendGuard
+from spendguard import NothingSpentError, SpendGuard
 from spendguard.pricing import Blocked, Pricing, from_argument
 from spendguard_openai_agents import SpendGuardToolGuardrails
 
@@ -59,12 +60,7 @@ def make_agent(spend: SpendGuardToolGuardrails, model: ScriptedModel, ran: list[
         ran.append(str(amount))
         return f"paid {amount}"
 
-    @function_tool(**spend.tool_options())
-    def failing_purchase(topic: str) -> str:
-        """A paid tool whose upstream fails."""
-        raise RuntimeError("upstream is down")
-
-    return Agent(name="buyer", model=model, tools=[buy_report, pay, failing_purchase])
+    return Agent(name="buyer", model=model, tools=[buy_report, pay])
 
 
 def test_allowed_call_runs_and_is_committed(guard: SpendGuard) -> None:
@@ -116,9 +112,9 @@ def test_over_budget_call_is_rejected_with_a_message_and_the_run_continues(
     assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
 
 
-def test_raise_exception_mode_stops_the_run_and_holds_nothing(guard: SpendGuard) -> None:
+def test_raise_exception_behavior_stops_the_run_and_holds_nothing(guard: SpendGuard) -> None:
     ran: list[str] = []
-    spend = SpendGuardToolGuardrails(guard, PRICING, on_blocked="raise_exception")
+    spend = SpendGuardToolGuardrails(guard, PRICING, block_behavior="raise_exception")
     model = ScriptedModel([[function_call("pay", {"amount": 2}, call_id="c1")]])
 
     with pytest.raises(ToolInputGuardrailTripwireTriggered) as caught:
@@ -132,23 +128,125 @@ def test_raise_exception_mode_stops_the_run_and_holds_nothing(guard: SpendGuard)
     assert spend.open_holds == {}
 
 
-def test_a_tool_that_raises_releases_its_hold(guard: SpendGuard) -> None:
-    ran: list[str] = []
-    spend = SpendGuardToolGuardrails(guard, Pricing({"failing_purchase": "0.40"}))
-    model = ScriptedModel(
-        [
-            [function_call("failing_purchase", {"topic": "x"}, call_id="c1")],
-            [assistant_message("sorry")],
-        ]
-    )
+def purchases(spend: SpendGuardToolGuardrails, error: Exception, ran: list[str]) -> Agent[Any]:
+    """An agent asked three times in a row for a paid tool that raises ``error`` once called."""
 
-    result = run(make_agent(spend, model, ran))
+    @function_tool(**spend.tool_options())
+    def purchase(topic: str) -> str:
+        """Buy something from an upstream that fails."""
+        ran.append(topic)
+        raise error
+
+    turns = [[function_call("purchase", {"topic": f"t{i}"}, call_id=f"c{i}")] for i in range(3)]
+    model = ScriptedModel([*turns, [assistant_message("sorry")]])
+    return Agent(name="buyer", model=model, tools=[purchase])
+
+
+def test_a_tool_that_raises_keeps_its_charge(guard: SpendGuard) -> None:
+    """A timeout says nothing about the money: the charge stays, so only one call fits."""
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, {"purchase": "0.60"})
+    agent = purchases(spend, TimeoutError("upstream timed out"), ran)
+
+    result = run(agent)
 
     assert result.final_output == "sorry"
-    assert "error occurred" in model_saw(model)["c1"]  # the SDK's default error text
+    assert ran == ["t0"]
+    assert "Payment blocked" in model_saw(agent.model)["c2"]  # type: ignore[arg-type]
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.60"))
+    assert not spend.open_holds
+
+
+class OutOfStock(Exception):
+    """The upstream refused before taking any money."""
+
+
+@pytest.mark.parametrize(
+    ("error", "release_on"),
+    [(NothingSpentError("out of stock"), ()), (OutOfStock("out of stock"), (OutOfStock,))],
+    ids=["NothingSpentError", "release_on"],
+)
+def test_a_tool_that_says_it_spent_nothing_is_released(
+    guard: SpendGuard, error: Exception, release_on: tuple[type[BaseException], ...]
+) -> None:
+    ran: list[str] = []
+    spend = SpendGuardToolGuardrails(guard, {"purchase": "0.60"}, release_on=release_on)
+
+    run(purchases(spend, error, ran))
+
+    assert ran == ["t0", "t1", "t2"]
     snap = guard.snapshot()
     assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
-    assert spend.open_holds == {}
+    assert not spend.open_holds
+
+
+def test_runs_sharing_a_call_id_cannot_run_uncharged(guard: SpendGuard) -> None:
+    """Local model servers number call ids per response, so two runs may both send call_1."""
+    spend = SpendGuardToolGuardrails(guard, {"costly": "0.90"})
+    entered: list[str] = []
+    first_running, second_done = asyncio.Event(), asyncio.Event()
+
+    @function_tool(**spend.tool_options())
+    async def costly(topic: str) -> str:
+        """A paid tool; the first call stays in flight until the second run is over."""
+        entered.append(topic)
+        if topic == "first":
+            first_running.set()
+            await asyncio.wait_for(second_done.wait(), timeout=5)
+        return f"report on {topic}"
+
+    def asking(topic: str) -> Agent[Any]:
+        call = function_call("costly", {"topic": topic}, call_id="call_1")
+        model = ScriptedModel([[call], [assistant_message("ok")]])
+        return Agent(name="buyer", model=model, tools=[costly])
+
+    async def both() -> str:
+        config = RunConfig(tracing_disabled=True)
+        first = asyncio.create_task(Runner.run(asking("first"), "go", run_config=config))
+        await asyncio.wait_for(first_running.wait(), timeout=5)
+        second = asking("second")
+        await Runner.run(second, "go", run_config=config)
+        second_done.set()
+        await first
+        return model_saw(second.model)["call_1"]  # type: ignore[arg-type]
+
+    second_saw = asyncio.run(both())
+
+    assert entered == ["first"]
+    assert "Payment blocked" in second_saw
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.90"))
+    assert not spend.open_holds
+
+
+@pytest.mark.parametrize(
+    "ids_and_topics",
+    [[("dup", "a"), ("dup", "a")], [("dup", "a"), ("dup", "b")], [("", "a"), ("", "b")]],
+    ids=["repeated-same-arguments", "repeated-other-arguments", "blank"],
+)
+def test_repeated_or_blank_call_ids_in_one_response_cannot_run_uncharged(
+    guard: SpendGuard, ids_and_topics: list[tuple[str, str]]
+) -> None:
+    """openai-agents 0.24 runs an exact repeat once and refuses the rest; whatever runs pays."""
+    spend = SpendGuardToolGuardrails(guard, {"costly": "0.90"})
+    entered: list[str] = []
+
+    @function_tool(**spend.tool_options())
+    def costly(topic: str) -> str:
+        """A paid tool."""
+        entered.append(topic)
+        return f"report on {topic}"
+
+    calls = [function_call("costly", {"topic": t}, call_id=i) for i, t in ids_and_topics]
+    model = ScriptedModel([calls, [assistant_message("ok")]])
+    with contextlib.suppress(ModelBehaviorError):  # the SDK refused the response: none ran
+        run(Agent(name="buyer", model=model, tools=[costly]))
+
+    assert len(entered) <= 1
+    snap = guard.snapshot()
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.90") * len(entered))
+    assert not spend.open_holds
 
 
 def test_parallel_calls_in_one_turn_cannot_overspend(guard: SpendGuard) -> None:
@@ -202,9 +300,35 @@ def test_a_call_rejected_by_an_earlier_guardrail_holds_nothing(guard: SpendGuard
     assert guard.snapshot().effective_available.amount == Decimal("1.00")
 
 
-def test_on_blocked_is_validated(guard: SpendGuard) -> None:
+def test_block_behavior_and_on_blocked_are_validated(guard: SpendGuard) -> None:
+    with pytest.raises(ValueError, match="block_behavior"):
+        SpendGuardToolGuardrails(guard, PRICING, block_behavior="ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_blocked"):
-        SpendGuardToolGuardrails(guard, PRICING, on_blocked="ignore")  # type: ignore[arg-type]
+        SpendGuardToolGuardrails(guard, PRICING, on_blocked=42)  # type: ignore[arg-type]
+
+
+def test_on_blocked_sees_every_blocked_call(guard: SpendGuard) -> None:
+    blocked: list[Blocked] = []
+    spend = SpendGuardToolGuardrails(guard, PRICING, on_blocked=blocked.append)
+    model = ScriptedModel(
+        [[function_call("pay", {"amount": 1.5}, call_id="c1")], [assistant_message("ok")]]
+    )
+
+    run(make_agent(spend, model, []))
+
+    assert [b.tool_name for b in blocked] == ["pay"]
+    assert model_saw(model)["c1"] == blocked[0].message
+
+
+def test_a_block_behavior_passed_as_on_blocked_still_works_with_a_warning(
+    guard: SpendGuard,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="block_behavior"):
+        spend = SpendGuardToolGuardrails(guard, PRICING, on_blocked="raise_exception")
+    model = ScriptedModel([[function_call("pay", {"amount": 2}, call_id="c1")]])
+
+    with pytest.raises(ToolInputGuardrailTripwireTriggered):
+        run(make_agent(spend, model, []))
 
 
 def test_missing_sdk_raises_import_error_with_install_hint(
@@ -216,7 +340,7 @@ def test_missing_sdk_raises_import_error_with_install_hint(
         importlib.import_module("spendguard_openai_agents")
 
 
-def test_without_a_formatter_the_error_fails_the_run_and_the_hold_is_released(
+def test_without_a_formatter_the_error_fails_the_run_and_the_charge_is_kept(
     guard: SpendGuard,
 ) -> None:
     spend = SpendGuardToolGuardrails(guard, Pricing({"failing": "0.40"}))
@@ -231,5 +355,5 @@ def test_without_a_formatter_the_error_fails_the_run_and_the_hold_is_released(
         run(Agent(name="buyer", model=model, tools=[failing]))
 
     snap = guard.snapshot()
-    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal(0))
-    assert spend.open_holds == {}
+    assert (snap.held.amount, snap.external.amount) == (Decimal(0), Decimal("0.40"))
+    assert not spend.open_holds
