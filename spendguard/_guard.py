@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from spendguard._cache import Freshness, SessionCache
 from spendguard._checks import check_release_on, check_seconds, check_settlement, check_text
+from spendguard._decorator import charges
 from spendguard._errors import (
     BudgetExceededError,
     InvalidArgumentError,
@@ -115,6 +116,18 @@ class SpendGuard:
         for name, fn in (("clock", clock), ("timer", timer)):
             if fn is not None and not callable(fn):
                 raise InvalidArgumentError(f"{name} must be callable, got {fn!r}", argument=name)
+        if client is not None and not callable(getattr(client, "get_payment_session", None)):
+            raise InvalidArgumentError(
+                f"client must have boto3's get_payment_session, got {client!r}", argument="client"
+            )
+        if ledger is not None and not all(
+            callable(getattr(ledger, name, None))
+            for name in ("reserve", "commit", "release", "totals")
+        ):
+            raise InvalidArgumentError(
+                f"ledger must implement reserve, commit, release and totals, got {ledger!r}",
+                argument="ledger",
+            )
         if freshness is not None and not isinstance(freshness, Freshness):
             raise InvalidArgumentError(
                 f"freshness must be a Freshness, got {freshness!r}", argument="freshness"
@@ -140,6 +153,7 @@ class SpendGuard:
         self._lease = float(hold_lease)
         self._currency = currency
         self._key = f"{payment_manager_arn}/{payment_session_id}"
+        self._ledger_boundary = _LedgerBoundary(payment_session_id)
         self._ids = itertools.count(1)
         self._token = secrets.token_hex(6)
 
@@ -201,16 +215,8 @@ class SpendGuard:
         self._cache.put(self._fetch())
 
     def _totals(self, snap: SessionSnapshot, now: float) -> LedgerTotals:
-        try:
+        with self._ledger_boundary:
             return self._ledger.totals(self._key, snap.view, now)
-        except LedgerUnavailableError as exc:
-            self._tag(exc)
-            raise
-
-    def _tag(self, exc: LedgerUnavailableError) -> None:
-        # The ledger knows only its key; callers want the session id on every error.
-        if exc.session_id is None:
-            exc.session_id = self.payment_session_id
 
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
         return now >= snap.expires_mono - self._freshness.expiry_margin
@@ -261,13 +267,10 @@ class SpendGuard:
         if self._expired(snap, now):
             raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
         hold_id = f"{self._token}-{next(self._ids)}"
-        try:
+        with self._ledger_boundary:
             granted, totals = self._ledger.reserve(
                 self._key, hold_id, money.amount, snap.view, kind, self._lease, now
             )
-        except LedgerUnavailableError as exc:
-            self._tag(exc)
-            raise
         if not granted:
             available = _trusted(totals.effective, self._currency)
             raise BudgetExceededError(money, available, session_id=self.payment_session_id)
@@ -348,15 +351,12 @@ class SpendGuard:
 
     def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
         now = self._timer()
-        try:
+        evidence = hold._evidence if receipt is None else _receipt_time(receipt)
+        with self._ledger_boundary:
             if charge is None:
                 found = self._ledger.release(self._key, hold.id, now)
             else:
-                evidence = hold._evidence if receipt is None else _receipt_time(receipt)
                 found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
-        except LedgerUnavailableError as exc:
-            self._tag(exc)
-            raise
         if not found:
             _log.warning(
                 "hold %s of session %s had lapsed before it was settled; the ledger counts its "
@@ -428,12 +428,27 @@ class SpendGuard:
         Returns:
             A decorator that keeps the function's signature and metadata.
         """
-        from spendguard._decorator import charges  # noqa: PLC0415 - avoids an import cycle
-
         return charges(self, cost, settlement, check_release_on(release_on))
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+class _LedgerBoundary:
+    """Every ledger call runs inside it: a ledger knows only its key, callers want the
+    session id on every error it raises."""
+
+    __slots__ = ("_session_id",)
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, LedgerUnavailableError) and exc.session_id is None:
+            exc.session_id = self._session_id
 
 
 class _Claim:

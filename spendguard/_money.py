@@ -43,19 +43,14 @@ _MAX_INPUT_CHARS = 40
 Amount = Union["Money", str, int, Decimal]
 
 
-_KNOWN_CURRENCIES = {"USD"}
-
-
 def _check_currency(currency: object) -> str:
-    if currency in _KNOWN_CURRENCIES:
-        return currency
+    if currency == "USD":  # the service's currency: the common case skips the pattern
+        return "USD"
     if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
         raise InvalidAmountError(
             f"currency must be a three-letter ISO 4217 code such as 'USD', got {currency!r}",
             value=currency,
         )
-    if len(_KNOWN_CURRENCIES) < 64:  # bounded: codes come from callers, not from models
-        _KNOWN_CURRENCIES.add(currency)
     return currency
 
 

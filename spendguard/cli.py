@@ -26,7 +26,7 @@ from spendguard import (
 )
 
 if TYPE_CHECKING:
-    from spendguard._session import PaymentSessionClient
+    from spendguard.types import PaymentSessionClient
 
 DEFAULT_PORT = 8787
 EXIT_ERROR, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_EXPIRED, EXIT_UNAVAILABLE = 1, 3, 4, 5, 6

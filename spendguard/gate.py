@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
-from spendguard._checks import check_release_on
+from spendguard._checks import check_release_on, check_settlement
 from spendguard._errors import InvalidArgumentError
 from spendguard.pricing import Blocked, PriceRule, Pricing, aadmit, admit, settle
 
@@ -91,7 +91,7 @@ class ToolGate:
     ) -> None:
         self.guard = guard
         self.pricing = as_pricing(pricing)
-        self.settlement = settlement
+        self.settlement = None if settlement is None else check_settlement(settlement)
         self.release_on = check_release_on(release_on)
         if on_blocked is not None and not callable(on_blocked):
             raise InvalidArgumentError(

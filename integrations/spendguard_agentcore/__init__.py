@@ -13,7 +13,7 @@ from __future__ import annotations
 
 try:
     import bedrock_agentcore.payments  # noqa: F401
-except ImportError as exc:  # pragma: no cover - covered by test_import_hint
+except ImportError as exc:  # pragma: no cover - needs the package missing
     raise ImportError(
         'spendguard_agentcore needs the AgentCore SDK: pip install "spendguard[agentcore]"'
     ) from exc

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from spendguard._errors import InvalidArgumentError
 from spendguard.emulator._app import App, TimestampFormat
+from spendguard.emulator._errors import ApiError
 from spendguard.emulator._faults import Faults
 from spendguard.emulator._handlers import Env
 from spendguard.emulator._pricing import USDC_DECIMALS, parse_amount
@@ -275,13 +277,18 @@ class PaymentsEmulator:
 
         Raises:
             KeyError: When the session does not exist.
-            ValueError: When ``amount`` is malformed or more than is available.
+            InvalidArgumentError: When ``amount`` is malformed or more than is available.
         """
-        value = parse_amount(str(amount), "amount") if isinstance(amount, str) else amount
+        try:
+            value = parse_amount(str(amount), "amount")
+        except ApiError as exc:
+            raise InvalidArgumentError(str(exc), argument="amount") from exc
         store = self._app.env.store
         with store.lock:
             record = store.sessions[payment_session_id]
             if record.available is not None and value > record.available:
-                raise ValueError(f"{value} exceeds the {record.available} available")
+                raise InvalidArgumentError(
+                    f"{value} exceeds the {record.available} available", argument="amount"
+                )
             record.debit(CONTEXT.plus(value), self.now())
         return self.available(payment_session_id)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from spendguard._errors import InvalidArgumentError
 from spendguard.emulator._model import OPERATIONS, error_status
 
 FaultKind = Literal["error", "delay", "drop"]
@@ -119,8 +120,11 @@ class Faults:
 
     def _push(self, operation: str, fault: Fault) -> None:
         if operation != "*" and operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; expected one of {OPERATIONS}")
-        if fault.times < 1:
-            raise ValueError("times must be at least 1")
+            raise InvalidArgumentError(
+                f"unknown operation {operation!r}; expected one of {OPERATIONS}",
+                argument="operation",
+            )
+        if isinstance(fault.times, bool) or not isinstance(fault.times, int) or fault.times < 1:
+            raise InvalidArgumentError("times must be an int of at least 1", argument="times")
         with self._lock:
             self._queues.setdefault(operation, []).append(fault)

@@ -12,6 +12,8 @@ import json
 from decimal import Decimal
 from typing import Literal
 
+from spendguard._errors import InvalidArgumentError
+from spendguard._money import CONTEXT
 from spendguard.emulator._pricing import USDC_DECIMALS
 
 #: USDC on Base mainnet (the asset x402 challenges usually ask for).
@@ -23,12 +25,22 @@ def atomic_units(amount: str | Decimal, decimals: int = USDC_DECIMALS) -> str:
     """``"0.005"`` -> ``"5000"`` (atomic units of a 6-decimal asset).
 
     Raises:
-        ValueError: When the amount is negative or has more decimals than the asset.
+        InvalidArgumentError: When the amount is not a number, is negative, or has more
+            decimals than the asset.
     """
-    value = Decimal(str(amount))
-    scaled = value.scaleb(decimals)
-    if value < 0 or scaled != scaled.to_integral_value():
-        raise ValueError(f"{amount} is not a non-negative amount with at most {decimals} decimals")
+    try:
+        value = Decimal(str(amount))
+        scaled = value.scaleb(decimals, CONTEXT)
+        exact = (
+            value.is_finite() and value >= 0 and scaled == scaled.to_integral_value(context=CONTEXT)
+        )
+    except (ArithmeticError, TypeError):
+        exact = False
+    if not exact:
+        raise InvalidArgumentError(
+            f"{amount} is not a non-negative amount with at most {decimals} decimals",
+            argument="amount",
+        )
     return str(int(scaled))
 
 
