@@ -50,6 +50,8 @@ def check_settlement(value: object, name: str = "settlement") -> Settlement:
 
 def check_release_on(value: object) -> ReleaseOn:
     """A tuple of exception types (a single type is accepted too)."""
+    if value == ():
+        return ()
     if isinstance(value, type):
         value = (value,)
     if not isinstance(value, tuple) or not all(

@@ -280,12 +280,14 @@ class Money:
 
 _ZERO = Decimal(0)
 _new = object.__new__
-_set = object.__setattr__
+# The slots' own descriptors: setting through them skips the frozen __setattr__ hook.
+_set_amount = Money.__dict__["amount"].__set__
+_set_currency = Money.__dict__["currency"].__set__
 
 
 def _trusted(amount: Decimal, currency: str) -> Money:
     """Build a Money from an amount already validated (skips re-validation on hot paths)."""
     money: Money = _new(Money)
-    _set(money, "amount", amount)
-    _set(money, "currency", currency)
+    _set_amount(money, amount)
+    _set_currency(money, currency)
     return money
