@@ -48,14 +48,28 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def _default_client() -> PaymentSessionClient:
+#: Connect and read timeouts of one attempt, and attempts in all: a blocked decision on a
+#: slow or unreachable service comes within 5 s (1 s + 1 s, a backoff of at most 1 s, 1 s + 1 s).
+CONNECT_TIMEOUT, READ_TIMEOUT, ATTEMPTS = 1.0, 1.0, 2
+
+
+def _default_client(
+    region_name: str | None, boto3_session: Any, boto_client_config: Any
+) -> PaymentSessionClient:
     import boto3  # noqa: PLC0415 - only when the caller gave no client
     from botocore.config import Config  # noqa: PLC0415
 
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=5, read_timeout=10
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
     )
-    client: PaymentSessionClient = boto3.client("bedrock-agentcore", config=config)
+    if boto_client_config is not None:
+        config = config.merge(boto_client_config)  # the caller's settings win
+    session = boto3_session if boto3_session is not None else boto3.session.Session()
+    client: PaymentSessionClient = session.client(
+        "bedrock-agentcore", region_name=region_name, config=config
+    )
     return client
 
 
@@ -72,8 +86,15 @@ class SpendGuard:
         payment_session_id: The payment session's id.
         user_id: Passed to the service as the payments user id header.
         agent_name: Passed to the service as the agent name header.
-        client: Anything with boto3's ``get_payment_session``; by default a
-            ``boto3.client("bedrock-agentcore")`` with standard retries, made on first use.
+        client: Anything with boto3's ``get_payment_session``. By default a
+            ``bedrock-agentcore`` client is made on first use from ``boto3_session`` (or a new
+            ``boto3.session.Session()``), ``region_name`` and ``boto_client_config``, with
+            timeouts that keep a decision within 5 s (1 s connect, 1 s read, 2 attempts).
+        region_name: The AWS region of the default client (else boto3's configuration:
+            ``AWS_DEFAULT_REGION``, the profile's region).
+        boto3_session: A ``boto3.session.Session`` for the default client (profiles,
+            credentials), as the official ``PaymentManager`` takes.
+        boto_client_config: A ``botocore.config.Config`` merged over the defaults.
         ledger: Where holds and charges live; an :class:`InMemoryLedger` by default.
         settlement: Default settlement of charges. ``"external"`` (default): the charge is
             paid elsewhere and stays deducted for the session's life. ``"session"``: paid by
@@ -99,6 +120,9 @@ class SpendGuard:
         user_id: str | None = None,
         agent_name: str | None = None,
         client: PaymentSessionClient | None = None,
+        region_name: str | None = None,
+        boto3_session: Any = None,
+        boto_client_config: Any = None,
         ledger: Ledger | None = None,
         settlement: Settlement = "external",
         clock: Callable[[], float] | None = None,
@@ -119,6 +143,28 @@ class SpendGuard:
         if client is not None and not callable(getattr(client, "get_payment_session", None)):
             raise InvalidArgumentError(
                 f"client must have boto3's get_payment_session, got {client!r}", argument="client"
+            )
+        check_text("region_name", region_name, optional=True)
+        if client is not None and (region_name, boto3_session, boto_client_config) != (
+            None,
+            None,
+            None,
+        ):
+            raise InvalidArgumentError(
+                "pass either client or region_name/boto3_session/boto_client_config, not both",
+                argument="client",
+            )
+        if boto3_session is not None and not callable(getattr(boto3_session, "client", None)):
+            raise InvalidArgumentError(
+                f"boto3_session must be a boto3.session.Session, got {boto3_session!r}",
+                argument="boto3_session",
+            )
+        if boto_client_config is not None and not callable(
+            getattr(boto_client_config, "merge", None)
+        ):
+            raise InvalidArgumentError(
+                f"boto_client_config must be a botocore.config.Config, got {boto_client_config!r}",
+                argument="boto_client_config",
             )
         if ledger is not None and not all(
             callable(getattr(ledger, name, None))
@@ -142,6 +188,7 @@ class SpendGuard:
         if agent_name is not None:
             self._request["agentName"] = agent_name
         self._client = client
+        self._client_options = (region_name, boto3_session, boto_client_config)
         self._ledger: Ledger = ledger if ledger is not None else InMemoryLedger()
         # Exactly the in-memory ledger answers in microseconds; anything else may do I/O.
         self._local_ledger = type(self._ledger) is InMemoryLedger
@@ -171,7 +218,7 @@ class SpendGuard:
 
     def _connect(self) -> PaymentSessionClient:
         if self._client is None:
-            self._client = _default_client()
+            self._client = _default_client(*self._client_options)
         return self._client
 
     def _fetch(self) -> SessionSnapshot:
