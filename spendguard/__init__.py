@@ -5,6 +5,9 @@
 ...     pay_for_the_call()
 """
 
+import logging as _logging
+from importlib import metadata as _metadata
+
 from spendguard._cache import Freshness
 from spendguard._errors import (
     BudgetExceededError,
@@ -31,6 +34,14 @@ from spendguard._hold import Hold
 from spendguard._ledger import InMemoryLedger, Ledger, Settlement
 from spendguard._money import Money
 from spendguard._report import Decision, GuardSnapshot
+
+try:
+    __version__ = _metadata.version("spendguard")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0.0.0+unknown"
+
+# A library never configures logging: records go nowhere until the application says where.
+_logging.getLogger("spendguard").addHandler(_logging.NullHandler())
 
 __all__ = [
     "BudgetExceededError",

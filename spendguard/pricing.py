@@ -206,6 +206,19 @@ class Blocked:
 
 
 def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
+    # The operator's record: the full error (it may name endpoints and sessions), which the
+    # model never sees.
+    _log.info(
+        "blocked tool call %r: %s",
+        tool_name,
+        error,
+        extra={
+            "spendguard_event": "blocked",
+            "spendguard_tool": tool_name,
+            "spendguard_reason": type(error).__name__,
+            "spendguard_session_id": error.session_id,
+        },
+    )
     return Blocked(tool_name, error, error.model_message)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from decimal import Decimal
 
 import pytest
@@ -118,3 +119,20 @@ def test_aadmit() -> None:
     results = asyncio.run(main())
     assert sum(isinstance(r, Hold) for r in results) == 2
     assert sum(isinstance(r, Blocked) for r in results) == 1
+
+
+def test_a_block_is_logged_once_for_the_operator_and_the_model_sees_no_ids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = make("1.00")
+    with caplog.at_level(logging.INFO, logger="spendguard"):
+        outcome = admit(guard, Pricing({"buy": "2.00"}), "buy", {})
+    assert isinstance(outcome, Blocked)
+    records = [r for r in caplog.records if getattr(r, "spendguard_event", None) == "blocked"]
+    assert len(records) == 1
+    assert records[0].spendguard_tool == "buy"  # type: ignore[attr-defined]
+    assert records[0].spendguard_reason == "BudgetExceededError"  # type: ignore[attr-defined]
+    assert records[0].spendguard_session_id == SID  # type: ignore[attr-defined]
+    assert SID not in outcome.message
+    assert "2.00" in outcome.message
+    assert "Do not retry" in outcome.message

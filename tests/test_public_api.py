@@ -38,3 +38,20 @@ def test_import_pulls_in_no_agent_framework_and_no_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    assert spendguard.__version__ == version("spendguard")
+
+
+def test_the_library_logger_has_a_null_handler_and_no_last_resort_output() -> None:
+    code = (
+        "import logging, spendguard;"
+        "logging.getLogger('spendguard').warning('should go nowhere');"
+        "print([type(h).__name__ for h in logging.getLogger('spendguard').handlers])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['NullHandler']"
+    assert out.stderr == ""
