@@ -67,21 +67,21 @@ def main() -> None:
             print(f"  tool ran: paid {amount} USD for the {ticker} report")
             return f"The {ticker} report: revenue up 12%."
 
-        prices = {"buy_report": from_argument("amount")}
+        pricing = {"buy_report": from_argument("amount")}
 
         print("1. Middleware: the model asks for three reports at once (4 + 4 + 4 > 10)")
         model = ScriptedModel(
             responses=[turn(("ACME", "4"), ("GLOBEX", "4"), ("INITECH", "4")), AIMessage("Done.")]
         )
         agent = create_agent(
-            model, tools=[buy_report], middleware=[SpendLimitMiddleware(guard, prices)]
+            model, tools=[buy_report], middleware=[SpendLimitMiddleware(guard, pricing)]
         )
         result = agent.invoke({"messages": [HumanMessage("Buy the three reports")]})
         for message in result["messages"][2:]:
             print(f"  {type(message).__name__}: {message.content}")
 
         print("2. Callback handler: a direct tool call that does not fit raises")
-        handler = SpendGuardCallbackHandler(guard, prices)
+        handler = SpendGuardCallbackHandler(guard, pricing)
         try:
             buy_report.invoke({"ticker": "HOOLI", "amount": "3"}, config={"callbacks": [handler]})
         except BudgetExceededError as err:

@@ -1,12 +1,13 @@
-"""What both LangChain adapters share: the install hint and the pricing input."""
+"""What both LangChain adapters share: the install hint and the pricing argument."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 from spendguard.pricing import PriceRule, Pricing
 
-__all__ = ["INSTALL_HINT", "Prices", "as_pricing"]
+__all__ = ["INSTALL_HINT", "Prices", "pricing_argument"]
 
 INSTALL_HINT = (
     'spendguard_langchain needs LangChain: pip install "spendguard[langchain]" '
@@ -17,6 +18,13 @@ Prices = Pricing | Mapping[str, PriceRule]
 """A :class:`~spendguard.pricing.Pricing` or the rules to build one (tool name -> price)."""
 
 
-def as_pricing(prices: Prices) -> Pricing:
-    """Return ``prices`` as a :class:`~spendguard.pricing.Pricing`."""
-    return prices if isinstance(prices, Pricing) else Pricing(prices)
+def pricing_argument(pricing: Prices | None, prices: Prices | None) -> Prices:
+    """``pricing``, or the deprecated ``prices`` keyword it replaced (with a warning)."""
+    if prices is None:
+        if pricing is None:
+            raise TypeError("missing the pricing argument")
+        return pricing
+    if pricing is not None:
+        raise TypeError("pass pricing only; prices is its deprecated alias")
+    warnings.warn("prices= is deprecated, pass pricing=", DeprecationWarning, stacklevel=3)
+    return prices

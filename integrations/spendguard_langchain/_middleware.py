@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from spendguard import Settlement, SpendGuard
-from spendguard.pricing import Blocked, aadmit, admit, settle
-from spendguard_langchain._common import INSTALL_HINT, Prices, as_pricing
+from spendguard import Hold, Settlement, SpendGuard
+from spendguard.gate import OnBlocked, ToolGate
+from spendguard.pricing import Blocked
+from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
 
 try:
     from langchain.agents.middleware import AgentMiddleware, AgentState, hook_config
@@ -36,28 +38,22 @@ _Result = ToolMessage | Command[Any]
 class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     """Admit each tool call against the payment session before it runs.
 
-    Each call is priced and reserved in ``wrap_tool_call``/``awrap_tool_call``; the hold is
-    committed when the tool returns and released when it raises or returns an error
-    ``ToolMessage``, so a hold never outlives its call. Parallel tool calls from one model turn
-    are reserved one at a time against the same budget: each either gets a hold and runs, or is
-    answered by its own error ``ToolMessage`` (requested, available, do not retry).
-
-    Example:
-        ```python
-        agent = create_agent(
-            model,
-            tools=[buy_report],
-            middleware=[SpendLimitMiddleware(guard, prices={"buy_report": "2.50"})],
-        )
-        ```
+    ``wrap_tool_call``/``awrap_tool_call`` hold the call's price, run it, then commit, also
+    when the tool raised or returned an error ``ToolMessage`` (it may have spent), unless the
+    error says nothing was spent (``NothingSpentError``, a ``release_on`` type). The hold lives
+    in the wrap call, never keyed by the model's tool call id. Parallel calls of one turn are
+    held one at a time against one budget; a call that does not fit gets its own error
+    ``ToolMessage`` (requested, available, do not retry).
 
     Args:
         guard: The guard whose payment session pays for the tools.
-        prices: Tool name -> price rule, or a ready :class:`~spendguard.pricing.Pricing`.
-            Tools without a rule are free (unless the Pricing is strict).
+        pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
+        settlement: How committed charges settle, default the guard's.
+        release_on: Exception types that, raised by a tool, mean it spent nothing.
+        on_blocked: Called with each :class:`~spendguard.pricing.Blocked` call.
         exit_behavior: ``"continue"`` (default), ``"error"`` or ``"end"``, see
             :data:`ExitBehavior`.
-        settlement: Passed to every reservation; None uses the guard's default.
+        prices: Deprecated alias of ``pricing``.
 
     Raises:
         ValueError: ``exit_behavior`` is not one of the three values.
@@ -66,38 +62,47 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     def __init__(
         self,
         guard: SpendGuard,
-        prices: Prices,
+        pricing: Prices | None = None,
         *,
-        exit_behavior: ExitBehavior = "continue",
         settlement: Settlement | None = None,
+        release_on: tuple[type[BaseException], ...] = (),
+        on_blocked: OnBlocked | None = None,
+        exit_behavior: ExitBehavior = "continue",
+        prices: Prices | None = None,
     ) -> None:
         super().__init__()
         if exit_behavior not in ("continue", "error", "end"):
             msg = f"exit_behavior must be 'continue', 'error' or 'end', not {exit_behavior!r}"
             raise ValueError(msg)
         self.guard = guard
-        self.pricing = as_pricing(prices)
         self.exit_behavior: ExitBehavior = exit_behavior
-        self.settlement = settlement
+        self._gate = ToolGate(
+            guard,
+            pricing_argument(pricing, prices),
+            settlement=settlement,
+            release_on=release_on,
+            on_blocked=on_blocked,
+        )
+
+    @property
+    def open_holds(self) -> Mapping[str, Hold]:
+        """Holds of tool calls in flight, by hold id (a snapshot; falsy when none)."""
+        return self._gate.open_holds
 
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], _Result]
     ) -> _Result:
-        """Reserve the call's price, run it, then commit or release."""
+        """Hold the call's price, run it, then settle."""
+        key = object()
         call = request.tool_call
-        outcome = admit(
-            self.guard, self.pricing, call["name"], call["args"], settlement=self.settlement
-        )
-        if outcome is None:
-            return handler(request)
-        if isinstance(outcome, Blocked):
-            return self._blocked(request, outcome)
+        if blocked := self._gate.admit(key, call["name"], call["args"]):
+            return self._blocked(request, blocked)
         try:
             result = handler(request)
-        except BaseException:
-            settle(outcome, ran=False)
+        except BaseException as error:
+            self._gate.settle(key, ran=not _is_block(error), error=error)
             raise
-        settle(outcome, ran=not _is_error(result))
+        self._gate.settle(key, ran=not _is_block(result))
         return result
 
     async def awrap_tool_call(
@@ -106,20 +111,16 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ToolCallRequest], Awaitable[_Result]],
     ) -> _Result:
         """Async twin of :meth:`wrap_tool_call` (needed under ``ainvoke``)."""
+        key = object()
         call = request.tool_call
-        outcome = await aadmit(
-            self.guard, self.pricing, call["name"], call["args"], settlement=self.settlement
-        )
-        if outcome is None:
-            return await handler(request)
-        if isinstance(outcome, Blocked):
-            return self._blocked(request, outcome)
+        if blocked := await self._gate.aadmit(key, call["name"], call["args"]):
+            return self._blocked(request, blocked)
         try:
             result = await handler(request)
-        except BaseException:
-            settle(outcome, ran=False)
+        except BaseException as error:
+            self._gate.settle(key, ran=not _is_block(error), error=error)
             raise
-        settle(outcome, ran=not _is_error(result))
+        self._gate.settle(key, ran=not _is_block(result))
         return result
 
     @hook_config(can_jump_to=["end"])
@@ -141,6 +142,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     def _blocked(self, request: ToolCallRequest, blocked: Blocked) -> ToolMessage:
         if self.exit_behavior == "error":
+            _BLOCK_ERRORS[id(blocked.error)] = blocked.error
             raise blocked.error
         call = request.tool_call
         return ToolMessage(
@@ -166,8 +168,15 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return {"jump_to": "end", "messages": [AIMessage(content=text)]}
 
 
-def _is_error(result: _Result) -> bool:
-    return isinstance(result, ToolMessage) and result.status == "error"
+# Errors raised for blocked calls (exit_behavior="error"), by id: exceptions may be unhashable.
+_BLOCK_ERRORS: weakref.WeakValueDictionary[int, BaseException] = weakref.WeakValueDictionary()
+
+
+def _is_block(outcome: BaseException | _Result) -> bool:
+    """Whether a stacked spendguard middleware blocked the call: the tool never ran."""
+    if isinstance(outcome, BaseException):
+        return _BLOCK_ERRORS.get(id(outcome)) is outcome
+    return isinstance(outcome, ToolMessage) and _blocked_by(outcome) is not None
 
 
 def _blocked_by(message: AnyMessage) -> object:

@@ -62,17 +62,31 @@ class Shop:
     pay: Callable[[str], None]
     server_available: Callable[[], Decimal]
     bought: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)  # every call that ran, paid or not
 
-    def buy_report(self, *, asynchronous: bool = False, fail: bool = False) -> BaseTool:
+    def buy_report(
+        self,
+        *,
+        asynchronous: bool = False,
+        fail: bool = False,
+        raises_before_paying: BaseException | None = None,
+        raises_after_paying: BaseException | None = None,
+    ) -> BaseTool:
         """``buy_report(ticker, amount)``: pays ``amount`` through the session, then returns.
 
-        With ``fail`` it raises a ToolException before paying.
+        With ``fail`` it raises a ToolException before paying; the ``raises_*`` errors are
+        raised before paying or after (a paid API that took the money, then timed out).
         """
 
         def buy(ticker: str, amount: str) -> str:
+            self.attempts.append(ticker)
             if fail:
                 raise ToolException(f"no report for {ticker}")
+            if raises_before_paying is not None:
+                raise raises_before_paying
             self.pay(amount)
+            if raises_after_paying is not None:
+                raise raises_after_paying
             self.bought.append(ticker)
             return f"report on {ticker}"
 

@@ -9,10 +9,10 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, ToolMessage
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, tool
 
-from spendguard import BudgetExceededError, Money, PricingError
-from spendguard.pricing import from_argument
+from spendguard import BudgetExceededError, Money, NothingSpentError, PricingError
+from spendguard.pricing import Blocked, from_argument
 from spendguard_langchain import SpendGuardCallbackHandler
 from tests.integrations.langchain.conftest import (
     Shop,
@@ -48,7 +48,7 @@ def test_runs_what_fits_and_stops_what_does_not(shop: Shop, how: str, asynchrono
     assert blocked.value.requested == Money.of("5")
     assert blocked.value.available == Money.of("4")
     assert shop.bought == ["ACME"]  # the blocked call never ran
-    assert handler.open_holds == 0  # ...and left no hold behind
+    assert not handler.open_holds  # ...and left no hold behind
     shop.assert_books_balance("4")
 
 
@@ -74,25 +74,99 @@ def test_langchain_ignores_naive_handlers(
     assert shop.bought == ["ACME"]
 
 
+class OutOfStock(Exception):
+    """The upstream refused before taking any money."""
+
+
+def three_orders(shop: Shop, tool: BaseTool, handler: SpendGuardCallbackHandler, how: str) -> None:
+    """Three 0.60 orders in a row; each either raises from the tool or is blocked."""
+    for ticker in ("A", "B", "C"):
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - the tool's or the guard's
+            run(tool, {"ticker": ticker, "amount": "0.60"}, [handler], how)
+        if ticker not in shop.attempts:
+            assert isinstance(raised.value, BudgetExceededError)
+
+
 @pytest.mark.parametrize("how", ["invoke", "ainvoke"])
-def test_tool_that_raises_releases_its_hold(shop: Shop, how: str) -> None:
+def test_a_tool_that_raises_keeps_its_charge(make_shop: ShopFactory, how: str) -> None:
+    """The API took the money, then timed out: the charge stays, so only one call fits."""
+    shop = make_shop("1.00")
     handler = SpendGuardCallbackHandler(shop.guard, PRICES)
-    with pytest.raises(Exception, match="no report for ACME"):
-        run(shop.buy_report(fail=True), {"ticker": "ACME", "amount": "6"}, [handler], how)
-    assert handler.open_holds == 0
-    shop.assert_books_balance("10")
+    tool = shop.buy_report(raises_after_paying=TimeoutError("upstream timed out"))
+
+    three_orders(shop, tool, handler, how)
+
+    assert shop.attempts == ["A"]
+    assert not handler.open_holds
+    shop.assert_books_balance("0.40")
 
 
-def test_handled_tool_error_releases_its_hold(shop: Shop) -> None:
-    handler = SpendGuardCallbackHandler(shop.guard, PRICES)
-    tool = shop.buy_report(fail=True)
+@pytest.mark.parametrize(
+    ("error", "release_on"),
+    [(NothingSpentError("out of stock"), ()), (OutOfStock("out of stock"), (OutOfStock,))],
+    ids=["NothingSpentError", "release_on"],
+)
+def test_a_tool_that_says_it_spent_nothing_is_released(
+    make_shop: ShopFactory, error: Exception, release_on: tuple[type[BaseException], ...]
+) -> None:
+    shop = make_shop("1.00")
+    handler = SpendGuardCallbackHandler(shop.guard, PRICES, release_on=release_on)
+    tool = shop.buy_report(raises_before_paying=error)
+
+    three_orders(shop, tool, handler, "invoke")
+
+    assert shop.attempts == ["A", "B", "C"]
+    assert not handler.open_holds
+    shop.assert_books_balance("1.00")
+
+
+def test_a_handled_tool_error_keeps_its_charge(shop: Shop) -> None:
+    """An error ToolMessage means the tool ran, and a tool that ran may have spent."""
+    handler = SpendGuardCallbackHandler(shop.guard, PRICES, settlement="external")
+    tool = shop.buy_report(fail=True)  # paid elsewhere, if at all: the guard cannot know
     tool.handle_tool_error = True
     call = {"name": "buy_report", "args": {"ticker": "X", "amount": "6"}, "id": "c1"}
+
     result = run(tool, {**call, "type": "tool_call"}, [handler], "invoke")
+
     assert isinstance(result, ToolMessage)
     assert result.status == "error"
-    assert handler.open_holds == 0
-    shop.assert_books_balance("10")
+    assert not handler.open_holds
+    snap = shop.guard.snapshot()
+    assert (snap.held, snap.external) == (Money.zero(), Money.of("6"))
+
+
+def test_open_holds_shows_the_call_in_flight(shop: Shop) -> None:
+    handler = SpendGuardCallbackHandler(shop.guard, {"peek": "2"})
+    seen: list[list[Money]] = []
+
+    @tool
+    def peek() -> str:
+        """Report what the handler holds while this call runs."""
+        seen.append([hold.amount for hold in handler.open_holds.values()])
+        return "ok"
+
+    run(peek, {}, [handler], "invoke")
+
+    assert seen == [[Money.of("2")]]
+    assert not handler.open_holds
+
+
+def test_prices_is_a_deprecated_alias_of_pricing(shop: Shop) -> None:
+    with pytest.warns(DeprecationWarning, match="pricing"):
+        handler = SpendGuardCallbackHandler(shop.guard, prices=PRICES)
+    with pytest.raises(BudgetExceededError):
+        run(shop.buy_report(), {"ticker": "BIG", "amount": "20"}, [handler], "invoke")
+    with pytest.raises(TypeError, match="pricing"):
+        SpendGuardCallbackHandler(shop.guard, PRICES, prices=PRICES)
+
+
+def test_on_blocked_sees_every_blocked_call(shop: Shop) -> None:
+    blocked: list[Blocked] = []
+    handler = SpendGuardCallbackHandler(shop.guard, PRICES, on_blocked=blocked.append)
+    with pytest.raises(BudgetExceededError) as raised:
+        run(shop.buy_report(), {"ticker": "BIG", "amount": "20"}, [handler], "invoke")
+    assert [b.error for b in blocked] == [raised.value]
 
 
 def test_unpriceable_call_is_blocked(shop: Shop) -> None:
@@ -137,5 +211,27 @@ def test_inside_create_agent_a_block_aborts_the_run(shop: Shop, how: str) -> Non
 
     # The two calls raced for one budget: exactly one ran and paid, the other never ran.
     assert len(shop.bought) == 1
-    assert handler.open_holds == 0
+    assert not handler.open_holds
     shop.assert_books_balance("4" if shop.bought == ["ACME"] else "5")
+
+
+@pytest.mark.parametrize("tool_call_id", ["call_0", ""], ids=["repeated", "blank"])
+def test_repeated_or_blank_tool_call_ids_cannot_run_uncharged(
+    make_shop: ShopFactory, tool_call_id: str
+) -> None:
+    """Holds are keyed by LangChain's run_id, never by the model's tool call id."""
+    shop = make_shop("1.00")
+    orders = [
+        {"name": "buy_report", "args": {"ticker": t, "amount": "0.90"}, "id": tool_call_id}
+        for t in ("A", "B")
+    ]
+    model = ToolCallingModel(responses=[AIMessage("", tool_calls=orders), AIMessage("unreached")])
+    agent = create_agent(model, tools=[shop.buy_report()])
+    handler = SpendGuardCallbackHandler(shop.guard, PRICES)
+
+    with pytest.raises(BudgetExceededError):
+        run_agent(agent, "buy both", "invoke", config={"callbacks": [handler]})
+
+    assert len(shop.bought) == 1
+    assert not handler.open_holds
+    shop.assert_books_balance("0.10")
