@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+from spendguard import InvalidArgumentError
 from spendguard.pricing import PriceRule, Pricing
 
 __all__ = ["INSTALL_HINT", "Prices", "pricing_argument"]
@@ -22,9 +23,10 @@ def pricing_argument(pricing: Prices | None, prices: Prices | None) -> Prices:
     """``pricing``, or the deprecated ``prices`` keyword it replaced (with a warning)."""
     if prices is None:
         if pricing is None:
-            raise TypeError("missing the pricing argument")
+            raise InvalidArgumentError("pricing is missing", argument="pricing")
         return pricing
     if pricing is not None:
-        raise TypeError("pass pricing only; prices is its deprecated alias")
+        msg = "pass pricing only; prices is its deprecated alias"
+        raise InvalidArgumentError(msg, argument="prices")
     warnings.warn("prices= is deprecated, pass pricing=", DeprecationWarning, stacklevel=3)
     return prices

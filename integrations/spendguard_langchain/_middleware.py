@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from spendguard import Hold, Settlement, SpendGuard
+from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate
 from spendguard.pricing import Blocked
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
@@ -56,7 +56,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         prices: Deprecated alias of ``pricing``.
 
     Raises:
-        ValueError: ``exit_behavior`` is not one of the three values.
+        InvalidArgumentError: An argument is of the wrong kind, e.g. ``exit_behavior``.
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         super().__init__()
         if exit_behavior not in ("continue", "error", "end"):
             msg = f"exit_behavior must be 'continue', 'error' or 'end', not {exit_behavior!r}"
-            raise ValueError(msg)
+            raise InvalidArgumentError(msg, argument="exit_behavior")
         self.guard = guard
         self.exit_behavior: ExitBehavior = exit_behavior
         self._gate = ToolGate(

@@ -18,7 +18,7 @@ from agents import (
 )
 from agents.tool import ToolErrorFunction
 
-from spendguard import Hold, Settlement, SpendGuard
+from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate, call_key
 from spendguard.pricing import PriceRule, Pricing
 
@@ -69,7 +69,8 @@ class SpendGuardToolGuardrails:
             warnings.warn(msg, DeprecationWarning, stacklevel=2)
             block_behavior, on_blocked = on_blocked, None
         if block_behavior not in ("reject_content", "raise_exception"):
-            raise ValueError(f"unknown block_behavior {block_behavior!r}, see BlockBehavior")
+            msg = f"unknown block_behavior {block_behavior!r}, see BlockBehavior"
+            raise InvalidArgumentError(msg, argument="block_behavior")
         self._block_behavior = block_behavior
         self._gate = ToolGate(
             guard, pricing, settlement=settlement, release_on=release_on, on_blocked=on_blocked

@@ -11,7 +11,13 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool, tool
 
-from spendguard import BudgetExceededError, Money, NothingSpentError, PricingError
+from spendguard import (
+    BudgetExceededError,
+    InvalidArgumentError,
+    Money,
+    NothingSpentError,
+    PricingError,
+)
 from spendguard.pricing import Blocked, from_argument
 from spendguard_langchain import SpendGuardCallbackHandler
 from tests.integrations.langchain.conftest import (
@@ -157,8 +163,10 @@ def test_prices_is_a_deprecated_alias_of_pricing(shop: Shop) -> None:
         handler = SpendGuardCallbackHandler(shop.guard, prices=PRICES)
     with pytest.raises(BudgetExceededError):
         run(shop.buy_report(), {"ticker": "BIG", "amount": "20"}, [handler], "invoke")
-    with pytest.raises(TypeError, match="pricing"):
+    with pytest.raises(InvalidArgumentError, match="pricing"):
         SpendGuardCallbackHandler(shop.guard, PRICES, prices=PRICES)
+    with pytest.raises(InvalidArgumentError, match="pricing"):
+        SpendGuardCallbackHandler(shop.guard)
 
 
 def test_on_blocked_sees_every_blocked_call(shop: Shop) -> None:

@@ -10,7 +10,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from spendguard import BudgetExceededError, Money, NothingSpentError
+from spendguard import BudgetExceededError, InvalidArgumentError, Money, NothingSpentError
 from spendguard.pricing import Blocked, from_argument
 from spendguard_langchain import ExitBehavior, SpendLimitMiddleware
 from tests.integrations.langchain.conftest import (
@@ -233,7 +233,7 @@ def test_free_tools_pass_untouched(shop: Shop) -> None:
 
 
 def test_unknown_exit_behavior_is_rejected(shop: Shop) -> None:
-    with pytest.raises(ValueError, match="exit_behavior"):
+    with pytest.raises(InvalidArgumentError, match="exit_behavior"):
         SpendLimitMiddleware(shop.guard, PRICES, exit_behavior="stop")  # type: ignore[arg-type]
 
 

@@ -24,7 +24,7 @@ from agents import (
 from agents.exceptions import ModelBehaviorError, UserError
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from spendguard import NothingSpentError, SpendGuard
+from spendguard import InvalidArgumentError, NothingSpentError, SpendGuard
 from spendguard.pricing import Blocked, Pricing, from_argument
 from spendguard_openai_agents import SpendGuardToolGuardrails
 
@@ -301,9 +301,9 @@ def test_a_call_rejected_by_an_earlier_guardrail_holds_nothing(guard: SpendGuard
 
 
 def test_block_behavior_and_on_blocked_are_validated(guard: SpendGuard) -> None:
-    with pytest.raises(ValueError, match="block_behavior"):
+    with pytest.raises(InvalidArgumentError, match="block_behavior"):
         SpendGuardToolGuardrails(guard, PRICING, block_behavior="ignore")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="on_blocked"):
+    with pytest.raises(InvalidArgumentError, match="on_blocked"):
         SpendGuardToolGuardrails(guard, PRICING, on_blocked=42)  # type: ignore[arg-type]
 
 
