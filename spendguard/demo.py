@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
-from spendguard import Hold, Money, SpendGuard
+from spendguard import Hold, InvalidAmountError, Money, SpendGuard
 from spendguard.emulator import EmulatorSession, PaymentsEmulator, x402_payment_input
 from spendguard.pricing import Blocked, Pricing, admit, from_argument
 
@@ -72,18 +72,23 @@ class _Agent:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def call(self, step: str, tool: str, arguments: dict[str, object]) -> None:
+        admitted = self.admit(tool, arguments)
+        if isinstance(admitted, Hold):
+            outcome = self.pay(tool, admitted)
+            if outcome.startswith("paid"):
+                outcome = f"{outcome:<19}  left {self.guard.snapshot().effective_available}"
+        else:
+            outcome = _not_paid(admitted)
+        self.say(f"{step:>4}  {tool:<15} {outcome}")
+
+    def admit(self, tool: str, arguments: dict[str, object]) -> Hold | Blocked | None:
         admitted = admit(self.guard, PRICES, tool, arguments, settlement="session")
         if isinstance(admitted, Blocked):
-            self.say(f"{step:>4}  {tool:<15} BLOCKED  {admitted.message}")
             with self.lock:
                 self.report.blocked.append(tool)
-            return
-        if admitted is None:
-            self.say(f"{step:>4}  {tool:<15} free")
-            return
-        self._pay(step, tool, admitted)
+        return admitted
 
-    def _pay(self, step: str, tool: str, hold: Hold) -> None:
+    def pay(self, tool: str, hold: Hold) -> str:
         try:
             receipt = self.client.process_payment(
                 paymentManagerArn=self.session.payment_manager_arn,
@@ -95,16 +100,12 @@ class _Agent:
                 clientToken=str(uuid.uuid4()),
             )
         except Exception as exc:
-            hold.release()
-            self.say(f"{step:>4}  {tool:<15} FAILED   payment did not go through: {exc}")
-            return
+            hold.release()  # the emulator answered: the payment did not happen
+            return f"FAILED   payment did not go through: {exc}"
         hold.commit(receipt_time=receipt["updatedAt"])
-        snap = self.guard.snapshot()
-        in_flight = f" ({snap.held} held for calls in flight)" if snap.held.amount else ""
-        left = f"left {snap.effective_available}{in_flight}"
-        self.say(f"{step:>4}  {tool:<15} paid     {hold.amount!s:<10} {left}")
         with self.lock:
             self.report.paid.append(hold.amount)
+        return f"paid     {hold.amount}"
 
     def say(self, line: str) -> None:
         with self.lock:
@@ -144,19 +145,41 @@ def run_demo(out: TextIO = sys.stdout, *, budget: str = "1.00") -> DemoReport:
     return report
 
 
+def _not_paid(admitted: Blocked | None) -> str:
+    return "free" if admitted is None else f"BLOCKED  {admitted.message}"
+
+
 def _play(agent: _Agent) -> None:
     for number, step in enumerate(SCRIPT, start=1):
         if isinstance(step, list):
-            agent.say(f"{number:>4}  {len(step)} calls at once, each in its own thread:")
-            with ThreadPoolExecutor(max_workers=len(step)) as pool:
-                calls = [
-                    pool.submit(agent.call, f"{number}{'abcdefgh'[index]}", tool, arguments)
-                    for index, (tool, arguments) in enumerate(step)
-                ]
-            for call in calls:
-                call.result()  # surface a failure in a thread
+            _play_concurrently(agent, number, step)
         else:
             agent.call(str(number), *step)
+
+
+def _play_concurrently(
+    agent: _Agent, number: int, step: list[tuple[str, dict[str, object]]]
+) -> None:
+    """Admit every call in its own thread, then pay them all in threads; the lines come out
+    in the script's order, so every run prints the same."""
+    agent.say(f"{number:>4}  {len(step)} calls at once, each in its own thread:")
+    with ThreadPoolExecutor(max_workers=len(step)) as pool:
+        admitted = list(pool.map(lambda call: agent.admit(*call), step))
+        snap = agent.guard.snapshot()
+        agent.say(f"      all admitted: {snap.held} held for calls in flight")
+        outcomes = list(
+            pool.map(
+                lambda pair: (
+                    agent.pay(pair[0][0], pair[1])
+                    if isinstance(pair[1], Hold)
+                    else _not_paid(pair[1])
+                ),
+                zip(step, admitted, strict=True),
+            )
+        )
+    for index, ((tool, _), outcome) in enumerate(zip(step, outcomes, strict=True)):
+        agent.say(f"{number:>3}{'abcdefgh'[index]}  {tool:<15} {outcome}")
+    agent.say(f"      left {agent.guard.snapshot().effective_available}")
 
 
 def _summarize(report: DemoReport, out: TextIO, budget: str) -> None:
@@ -179,6 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spendguard demo")
     parser.add_argument("--budget", default="1.00")
     args = parser.parse_args(argv)
+    try:
+        Money.of(args.budget)
+    except InvalidAmountError as exc:
+        print(f"spendguard demo: --budget {exc}", file=sys.stderr)
+        return 2
     report = run_demo(sys.stdout, budget=args.budget)
     return 0 if report.agreed else 1
 

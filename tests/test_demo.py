@@ -43,3 +43,21 @@ def test_main_prints_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("spendguard demo: an agent with a 1.00 USD budget")
     assert "Server: 0.03 USD left; guard: 0.03 USD left; they agree." in out
+
+
+def test_every_run_prints_the_same_lines_in_the_same_order() -> None:
+    runs = []
+    for _ in range(3):
+        out = io.StringIO()
+        run_demo(out, budget="1.00")
+        runs.append(out.getvalue().splitlines()[2:])  # past the session id and its URL
+    assert runs[0] == runs[1] == runs[2]
+    assert "      all admitted: 0.80 USD held for calls in flight" in runs[0]
+
+
+def test_a_bad_budget_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--budget", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "budget" in err
+    assert "Traceback" not in err
