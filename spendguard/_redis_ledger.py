@@ -22,14 +22,25 @@ over-counts, it never forgets.
 
 Failures close: any Redis error (refused, reset, timed out, read-only replica, ...) raises
 :class:`LedgerUnavailableError` chained to it, and the next call simply tries again.
+
+Lost data closes too. Each book carries a generation (a random name given when it is created)
+and a version (bumped by every write); a ledger remembers, per session, the newest pair it saw
+and sends it with every script. A book that is gone, renamed or older than what its writer saw
+means Redis lost writes (a restart without persistence, a failover to a replica that missed
+them, ``FLUSHALL``): the script sets a LOST marker beside the book and every process, even one
+that never wrote the book, gets :class:`LedgerDataLostError` for that session until an operator
+calls :meth:`RedisLedger.reopen`. A Redis that comes back with its data (AOF) carries on.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
+import threading
+import time
 from collections.abc import Sequence
 from decimal import Decimal, DecimalException
-from typing import Any
+from typing import Any, NamedTuple
 
 try:
     import redis
@@ -42,10 +53,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         'RedisLedger needs the redis package; install it with: pip install "spendguard[redis]"'
     ) from exc
 
-from spendguard._errors import InvalidAmountError, LedgerUnavailableError
+from spendguard._errors import InvalidAmountError, LedgerDataLostError, LedgerUnavailableError
 from spendguard._ledger import LedgerTotals, ServerView, Settlement
 from spendguard._money import CONTEXT
-from spendguard._redis_scripts import COMMIT, LIBRARY, RELEASE, RESERVE, TOTALS
+from spendguard._redis_scripts import COMMIT, LIBRARY, RELEASE, REOPEN, RESERVE, TOTALS
 
 __all__ = ["DECIMALS", "LIBRARY", "RedisLedger", "from_units", "to_units"]
 
@@ -53,7 +64,7 @@ __all__ = ["DECIMALS", "LIBRARY", "RedisLedger", "from_units", "to_units"]
 DECIMALS = 18
 _UNIT = 10**DECIMALS
 _KINDS: dict[str, str] = {"session": "s", "external": "e"}
-_SUFFIXES = ("book", "holds", "deadlines", "pending")
+_SUFFIXES = ("book", "holds", "deadlines", "pending", "lost", "retired")
 
 
 def to_units(value: Decimal, what: str) -> str:
@@ -124,6 +135,23 @@ def _totals(reply: Sequence[object]) -> LedgerTotals:
     return LedgerTotals(available, held, unreflected, external)
 
 
+def _lost(key: str) -> LedgerDataLostError:
+    return LedgerDataLostError(
+        f"the Redis ledger lost the holds and charges of session {key} (Redis restarted "
+        "without its data, failed over to a replica that missed writes, or was flushed), so "
+        "what was spent is unknown; charges on this session are blocked in every process. "
+        "To recover, check the session's spending on the payment service, then call "
+        "RedisLedger.reopen(payment_manager_arn, payment_session_id): the guards then start "
+        "a fresh book from the server's current reading"
+    )
+
+
+class _Seen(NamedTuple):
+    gen: str  # the book's generation
+    ver: int  # the newest version of it this ledger saw
+    sent: float  # time.monotonic() when the call that saw it was sent
+
+
 class RedisLedger:
     """Holds and charges kept in Redis and shared by every process that uses the same keys.
 
@@ -132,11 +160,15 @@ class RedisLedger:
     a ``redis.Redis``/``redis.RedisCluster`` client (then configure its timeouts, and disable
     its retries: a script retried after a lost reply may run twice).
 
+    If Redis loses a session's book, every method raises :class:`LedgerDataLostError` for that
+    session until :meth:`reopen` (see the module docstring).
+
     Args:
         client: A redis-py client (``decode_responses`` may be either).
         prefix: Start of every key, e.g. ``spendguard:{<session key>}:holds``.
         key_ttl: If set, seconds after the last write when a session's keys expire. Leave it
-            None unless it exceeds the session's life: expired keys forget charges.
+            None unless it exceeds the session's life: expired keys forget charges. A book
+            that expired is not reported lost.
 
     Raises:
         ValueError: ``key_ttl`` is not a positive number.
@@ -156,6 +188,10 @@ class RedisLedger:
         self._client = client
         self._prefix = prefix
         self._ttl_ms = "0" if key_ttl is None else str(max(1, math.ceil(key_ttl * 1000)))
+        self._key_ttl = key_ttl
+        self._seen: dict[str, _Seen] = {}
+        self._seen_lock = threading.Lock()
+        self._reopen = client.register_script(REOPEN)
         self._reserve = client.register_script(RESERVE)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
@@ -191,18 +227,71 @@ class RedisLedger:
         return cls(client, prefix=prefix, key_ttl=key_ttl)
 
     def keys(self, key: str) -> list[str]:
-        """The Redis keys of session ``key``: book, holds, deadlines, pending (one hash slot)."""
+        """The Redis keys of session ``key``, all in one hash slot: book, holds, deadlines,
+        pending, lost (the LOST marker) and retired (generations retired by :meth:`reopen`)."""
         return [f"{self._prefix}:{{{key}}}:{suffix}" for suffix in _SUFFIXES]
 
-    def _run(self, script: Script, key: str, args: Sequence[str]) -> list[Any]:
+    def reopen(self, payment_manager_arn: str, payment_session_id: str) -> bool:
+        """Reopen a session closed by :class:`LedgerDataLostError`, once an operator checked it.
+
+        After reopening, the guards start a fresh book from the server's current reading (or
+        carry on from what Redis still holds of the book); money that moved while the book was
+        lost is whatever the server shows. Holds that were open then are forgotten, and
+        ``"external"`` charges recorded only in the lost book are no longer deducted.
+
+        Args:
+            payment_manager_arn: The session's payment manager ARN, as given to the guard.
+            payment_session_id: The session's id, as given to the guard.
+
+        Returns:
+            Whether the session was closed.
+
+        Raises:
+            LedgerUnavailableError: Redis could not be reached or did not answer in time.
+        """
+        key = f"{payment_manager_arn}/{payment_session_id}"  # SpendGuard's ledger key
+        with self._seen_lock:
+            seen = self._seen.get(key)
+        args = ["" if seen is None else seen.gen, "0", secrets.token_hex(8), self._ttl_ms]
+        closed = self._call(self._reopen, key, args)
+        with self._seen_lock:
+            self._seen.pop(key, None)
+        return int(closed) == 1
+
+    def _call(self, script: Script, key: str, args: list[str]) -> Any:
         try:
-            reply = script(keys=self.keys(key), args=list(args))
+            return script(keys=self.keys(key), args=args)
         except RedisError as exc:
             raise LedgerUnavailableError(
                 f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
                 "blocked until it answers again"
             ) from exc
-        return list(reply)
+
+    def _run(self, script: Script, key: str, args: Sequence[str]) -> list[Any]:
+        sent = time.monotonic()
+        gen, ver = self._expected(key, sent)
+        reply = self._call(script, key, [gen, ver, secrets.token_hex(8), self._ttl_ms, *args])
+        if int(reply[0]) == 0:
+            raise _lost(key)
+        self._remember(key, _text(reply[1]), int(reply[2]), sent)
+        return list(reply[3:])
+
+    def _expected(self, key: str, now: float) -> tuple[str, str]:
+        with self._seen_lock:
+            seen = self._seen.get(key)
+        if seen is None or (self._key_ttl is not None and now - seen.sent >= self._key_ttl):
+            # Never written from here, or so long ago that the keys may simply have expired.
+            return "", "0"
+        return seen.gen, str(seen.ver)
+
+    def _remember(self, key: str, gen: str, ver: int, sent: float) -> None:
+        if not gen:
+            return
+        with self._seen_lock:
+            seen = self._seen.get(key)
+            if seen is not None and seen.gen == gen:
+                ver, sent = max(ver, seen.ver), max(sent, seen.sent)
+            self._seen[key] = _Seen(gen, ver, sent)
 
     def reserve(
         self,
@@ -222,6 +311,7 @@ class RedisLedger:
             ValueError: ``lease_seconds`` is negative or not finite.
             InvalidAmountError: An amount is negative or has more than 18 decimal places.
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
         if settlement not in _KINDS:
             raise ValueError(f"settlement must be 'session' or 'external', got {settlement!r}")
@@ -231,7 +321,6 @@ class RedisLedger:
             *_view_args(view),
             _KINDS[settlement],
             _duration(lease_seconds, "lease_seconds"),
-            self._ttl_ms,
         ]
         reply = self._run(self._reserve, key, args)
         return int(reply[0]) == 1, _totals(reply[1:])
@@ -245,12 +334,12 @@ class RedisLedger:
             InvalidAmountError: ``actual`` is negative, too precise, or more than was held
                 (the hold stays open).
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
         args = [
             hold_id,
             _amount(actual, "commit amount"),
             _time(evidence_time, "evidence_time"),
-            self._ttl_ms,
         ]
         reply = self._run(self._commit, key, args)
         if int(reply[0]) == -1:
@@ -263,8 +352,9 @@ class RedisLedger:
 
         Raises:
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
-        reply = self._run(self._release, key, [hold_id, self._ttl_ms])
+        reply = self._run(self._release, key, [hold_id])
         return int(reply[0]) == 1
 
     def totals(self, key: str, view: ServerView | None, now: float) -> LedgerTotals:
@@ -272,9 +362,10 @@ class RedisLedger:
 
         Raises:
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
         view_args = ["", "", "", "", "0"] if view is None else [*_view_args(view), "1"]
-        reply = self._run(self._totals, key, [*view_args, self._ttl_ms])
+        reply = self._run(self._totals, key, view_args)
         return _totals(reply)
 
     def __repr__(self) -> str:

@@ -1,16 +1,18 @@
-"""The Lua scripts of the Redis ledger: exact decimal-string arithmetic and the four operations.
+"""The Lua scripts of the Redis ledger: exact decimal-string arithmetic, the operations, reopen.
 
 Each operation is the shared :data:`LIBRARY` followed by its body, so every script is
 self-contained (one ``EVALSHA``) and atomic in Redis.
 """
 
-__all__ = ["COMMIT", "LIBRARY", "RELEASE", "RESERVE", "TOTALS"]
+__all__ = ["COMMIT", "LIBRARY", "RELEASE", "REOPEN", "RESERVE", "TOTALS"]
 
 # -- Lua ----------------------------------------------------------------------------------------
-# KEYS: 1 book (hash: avail, at, spent, base, held, unref, ext; avail/at/spent are the newest
-# view's, spent '' when unknown), 2 holds (hash id -> "units s|e"),
-# 3 deadlines (zset id -> lease deadline in Redis TIME seconds), 4 pending (list of
-# "units evidence_time", commit order).
+# KEYS: 1 book (hash: avail, at, spent, base, held, unref, ext, gen, ver; avail/at/spent are the
+# newest view's, spent '' when unknown; gen names this book, ver counts its writes),
+# 2 holds (hash id -> "units s|e"), 3 deadlines (zset id -> lease deadline in Redis TIME
+# seconds), 4 pending (list of "units evidence_time", commit order), 5 LOST marker (set of the
+# generations found lost; while it exists the session is closed), 6 retired (set of the
+# generations an operator retired with reopen).
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
 LIBRARY = r"""
 local BASE = 1e15
@@ -76,23 +78,58 @@ local function cmp(a, b)
   return c
 end
 local function load_book()
-  local f = redis.call('HMGET', KEYS[1], 'avail', 'at', 'spent', 'base', 'held', 'unref', 'ext')
+  local f = redis.call('HMGET', KEYS[1], 'avail', 'at', 'spent', 'base', 'held', 'unref', 'ext',
+                       'gen', 'ver')
   if not f[1] then return nil end
   return {avail = f[1], at = f[2], spent = f[3] or '', base = f[4] or nil, held = f[5],
-          unref = f[6], ext = f[7]}
+          unref = f[6], ext = f[7], gen = f[8] or '', ver = tonumber(f[9] or '0')}
 end
 local function new_book(avail, spent, at)
-  local book = {avail = avail, at = at, spent = spent, held = '0', unref = '0', ext = '0'}
+  local book = {avail = avail, at = at, spent = spent, held = '0', unref = '0', ext = '0',
+                gen = '', ver = 0}
   if spent ~= '' then book.base = spent end
   return book
 end
-local function save(book, ttl)
-  redis.call('HSET', KEYS[1], 'avail', book.avail, 'at', book.at, 'spent', book.spent,
-             'held', book.held, 'unref', book.unref, 'ext', book.ext)
-  if book.base then redis.call('HSET', KEYS[1], 'base', book.base) end
-  if ttl ~= '0' then
-    for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl) end
+local function expire(first, last)
+  if ARGV[4] ~= '0' then
+    for i = first, last do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
   end
+end
+-- The caller's book: nil if there is none, false if the session is closed for lost data. It is
+-- lost when the caller wrote to a book (generation ARGV[1], version ARGV[2] when last seen)
+-- that is gone, was replaced, or is older than what the caller saw, unless an operator retired
+-- that generation with reopen. The LOST marker then closes the session for every process.
+local function open_book()
+  local gen = ARGV[1]
+  if redis.call('EXISTS', KEYS[5]) == 1 then
+    if gen ~= '' then redis.call('SADD', KEYS[5], gen) end
+    return false
+  end
+  local book = load_book()
+  if gen == '' or (book and book.gen == gen and book.ver >= tonumber(ARGV[2])) then
+    return book
+  end
+  if redis.call('SISMEMBER', KEYS[6], gen) == 1 then return book end
+  redis.call('SADD', KEYS[5], gen)
+  expire(5, 5)
+  return false
+end
+-- Every write bumps the version; a book gets its generation when it is first saved.
+local function save(book)
+  if book.gen == '' then book.gen = ARGV[3] end
+  book.ver = book.ver + 1
+  redis.call('HSET', KEYS[1], 'avail', book.avail, 'at', book.at, 'spent', book.spent,
+             'held', book.held, 'unref', book.unref, 'ext', book.ext, 'gen', book.gen,
+             'ver', book.ver)
+  if book.base then redis.call('HSET', KEYS[1], 'base', book.base) end
+  expire(1, 4)
+end
+-- {1, generation, version, ...} for the caller to remember; {0} when data was lost.
+local function reply(book, results)
+  local out = {1, '', 0}
+  if book then out[2], out[3] = book.gen, book.ver end
+  for _, x in ipairs(results) do table.insert(out, x) end
+  return out
 end
 -- Drops the longest prefix of pending charges the book's view shows absorbed.
 local function reconcile(book)
@@ -160,48 +197,55 @@ local function figures(book)
 end
 """
 
-# ARGV: hold_id, amount, avail, spent ('' = unknown), at, read_at ('' = unknown), kind (s|e),
-# lease seconds, ttl_ms
+# ARGV 1-4 of every operation: the generation and version of the book the caller last saw
+# ('' and 0 if none), a generation for a new book, key ttl in ms ('0' = none).
+
+# ARGV 5-: hold_id, amount, avail, spent ('' = unknown), at, read_at ('' = unknown), kind (s|e),
+# lease seconds -> granted (0|1), then the figures before the hold
 _RESERVE_BODY = r"""
-local book, now = load_book(), clock()
-if book then observe(book, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-else book = new_book(ARGV[3], ARGV[4], ARGV[5]) end
+local book = open_book()
+if book == false then return {0} end
+local id, amount, now = ARGV[5], ARGV[6], clock()
+if book then observe(book, ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+else book = new_book(ARGV[7], ARGV[8], ARGV[9]) end
 lapse(book, now)
 local before, granted = figures(book), 0
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+if redis.call('HEXISTS', KEYS[2], id) == 0 then
   local room = sub(book.avail, add(add(book.held, book.unref), book.ext))
   if cmp(room, '0') < 0 then room = '0' end
-  if cmp(ARGV[2], room) <= 0 then
+  if cmp(amount, room) <= 0 then
     granted = 1
-    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[7])
-    redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[8])), ARGV[1])
-    book.held = add(book.held, ARGV[2])
+    redis.call('HSET', KEYS[2], id, amount .. ' ' .. ARGV[11])
+    redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[12])), id)
+    book.held = add(book.held, amount)
   end
 end
-save(book, ARGV[9])
+save(book)
 table.insert(before, 1, granted)
-return before
+return reply(book, before)
 """
 
-# ARGV: hold_id, actual, evidence_time, ttl_ms -> {1} done, {0} unknown, {-1, held} too much
+# ARGV 5-: hold_id, actual, evidence_time -> 1 done, 0 unknown, -1 and the held amount: too much
 _COMMIT_BODY = r"""
-local book = load_book()
-if not book then return {0} end
+local book = open_book()
+if book == false then return {0} end
+if not book then return reply(nil, {0}) end
+local id, actual = ARGV[5], ARGV[6]
 lapse(book, clock())
-local hold, result = redis.call('HGET', KEYS[2], ARGV[1]), {0}
+local hold, result = redis.call('HGET', KEYS[2], id), {0}
 if hold then
   local amount, kind = string.sub(hold, 1, -3), string.sub(hold, -1)
-  if cmp(ARGV[2], amount) > 0 then
+  if cmp(actual, amount) > 0 then
     result = {-1, amount}
   else
-    redis.call('HDEL', KEYS[2], ARGV[1])
-    redis.call('ZREM', KEYS[3], ARGV[1])
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
     book.held = sub(book.held, amount)
     if kind == 'e' then
-      book.ext = add(book.ext, ARGV[2])
-    elseif ARGV[2] ~= '0' then
-      redis.call('RPUSH', KEYS[4], ARGV[2] .. ' ' .. ARGV[3])
-      book.unref = add(book.unref, ARGV[2])
+      book.ext = add(book.ext, actual)
+    elseif actual ~= '0' then
+      redis.call('RPUSH', KEYS[4], actual .. ' ' .. ARGV[7])
+      book.unref = add(book.unref, actual)
       -- The newest view may already show this payment (a refresh between paying and
       -- committing): it is evidence too, not only views still to come.
       reconcile(book)
@@ -209,39 +253,62 @@ if hold then
     result = {1}
   end
 end
-save(book, ARGV[4])
-return result
+save(book)
+return reply(book, result)
 """
 
-# ARGV: hold_id, ttl_ms -> {1} released, {0} unknown
+# ARGV 5-: hold_id -> 1 released, 0 unknown
 _RELEASE_BODY = r"""
-local book = load_book()
-if not book then return {0} end
+local book = open_book()
+if book == false then return {0} end
+if not book then return reply(nil, {0}) end
 lapse(book, clock())
-local hold, result = redis.call('HGET', KEYS[2], ARGV[1]), {0}
+local hold, result = redis.call('HGET', KEYS[2], ARGV[5]), 0
 if hold then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[5])
+  redis.call('ZREM', KEYS[3], ARGV[5])
   book.held = sub(book.held, string.sub(hold, 1, -3))
-  result = {1}
+  result = 1
 end
-save(book, ARGV[2])
-return result
+save(book)
+return reply(book, {result})
 """
 
-# ARGV: avail, spent, at, read_at, has_view (0|1), ttl_ms
+# ARGV 5-: avail, spent, at, read_at, has_view (0|1) -> the figures
 _TOTALS_BODY = r"""
-local book = load_book()
+local book = open_book()
+if book == false then return {0} end
 if not book then
-  if ARGV[5] == '0' then return {'0', '0', '0', '0'} end
-  book = new_book(ARGV[1], ARGV[2], ARGV[3])
-elseif ARGV[5] == '1' then
-  observe(book, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+  if ARGV[9] == '0' then return reply(nil, {'0', '0', '0', '0'}) end
+  book = new_book(ARGV[5], ARGV[6], ARGV[7])
+elseif ARGV[9] == '1' then
+  observe(book, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 end
 lapse(book, clock())
-save(book, ARGV[6])
-return figures(book)
+save(book)
+return reply(book, figures(book))
 """
-RESERVE, COMMIT, RELEASE, TOTALS = (
-    LIBRARY + body for body in (_RESERVE_BODY, _COMMIT_BODY, _RELEASE_BODY, _TOTALS_BODY)
+
+# ARGV 1-4 as above (ARGV[3] is the book's new generation) -> 1 if the session was closed.
+# Retires every generation found lost, the caller's and the book's, and renames the book (unless
+# a retry already did): whatever Redis holds now is the book from here on, and a process that
+# remembers a retired generation takes the book as it finds it.
+_REOPEN_BODY = r"""
+local closed = redis.call('EXISTS', KEYS[5])
+if closed == 1 then
+  redis.call('SUNIONSTORE', KEYS[6], KEYS[6], KEYS[5])
+  redis.call('DEL', KEYS[5])
+end
+if ARGV[1] ~= '' then redis.call('SADD', KEYS[6], ARGV[1]) end
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if gen and gen ~= ARGV[3] then
+  redis.call('SADD', KEYS[6], gen)
+  redis.call('HSET', KEYS[1], 'gen', ARGV[3])
+end
+expire(6, 6)
+return closed
+"""
+RESERVE, COMMIT, RELEASE, TOTALS, REOPEN = (
+    LIBRARY + body
+    for body in (_RESERVE_BODY, _COMMIT_BODY, _RELEASE_BODY, _TOTALS_BODY, _REOPEN_BODY)
 )

@@ -49,11 +49,18 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """One throwaway ``redis-server`` process without persistence."""
+    """One throwaway ``redis-server`` process, without persistence unless ``appendonly``.
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    Args:
+        binary: The ``redis-server`` path.
+        port: The port (default: a free one).
+        appendonly: Keep an AOF fsynced on every write, so a restart brings the data back.
+    """
+
+    def __init__(self, binary: str, port: int | None = None, *, appendonly: bool = False) -> None:
         self.binary = binary
         self.port = port if port is not None else free_port()
+        self.appendonly = appendonly
         self._dir = tempfile.TemporaryDirectory(prefix="spendguard-redis-")
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -66,7 +73,9 @@ class RedisServer:
     def start(self) -> None:
         """Start the server and wait until it says it accepts connections."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
+        args += ["--save", "", "--dir", self._dir.name]
+        fsync = ["--appendfsync", "always"] if self.appendonly else []
+        args += ["--appendonly", "yes" if self.appendonly else "no", *fsync]
         proc = self._proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -15,7 +15,7 @@ from redis_server import (  # noqa: F401 - fixtures
     redis_url_fixture,
 )
 
-from spendguard import LedgerUnavailableError, Money, SpendGuard
+from spendguard import LedgerDataLostError, LedgerUnavailableError, Money, SpendGuard
 from spendguard.pricing import settle
 from spendguard.redis_ledger import RedisLedger
 
@@ -57,7 +57,8 @@ def lone_server() -> Iterator[RedisServer]:
 def test_ledger_failure_names_the_session_and_recovers(
     payment_session: PaymentSessionFixture, lone_server: RedisServer
 ) -> None:
-    guard = guard_on(payment_session, lone_server.url)
+    ledger = RedisLedger.from_url(lone_server.url, prefix=f"t-{uuid.uuid4().hex}")
+    guard = payment_session.guard(ledger=ledger)
     hold = guard.reserve("1.00")
     lone_server.stop()
     with pytest.raises(LedgerUnavailableError) as info:
@@ -69,6 +70,15 @@ def test_ledger_failure_names_the_session_and_recovers(
     assert hold.state == "held"
     settle(hold, ran=True)  # what adapters call after a tool: logs, never breaks the run
     assert hold.state == "held"  # left to lapse into a charge of its full amount
-    lone_server.start()  # a fresh server without persistence: the guard simply works again
+    lone_server.start()  # back without its data: the hold is gone, so is any record of it
+    with pytest.raises(LedgerDataLostError, match="reopen") as lost:
+        guard.reserve("1.00")
+    assert lost.value.session_id == payment_session.session_id
+    with pytest.raises(LedgerDataLostError):
+        guard.snapshot()
+    # The operator checks the session on the payment service and reopens it.
+    assert ledger.reopen(payment_session.arn, payment_session.session_id)
     guard.reserve("1.00").commit()
-    assert guard.snapshot().external == Money.of("1.00")
+    snap = guard.snapshot()
+    assert (snap.held, snap.external) == (Money.zero(), Money.of("1.00"))
+    assert snap.effective_available == Money.of("9.00")

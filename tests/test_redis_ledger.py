@@ -22,9 +22,10 @@ from redis.crc import key_slot
 from redis_server import RedisServer, redis_binary, redis_server_fixture, redis_url_fixture  # noqa: F401
 
 from spendguard import BudgetExceededError, InMemoryLedger, Money
-from spendguard._errors import InvalidAmountError, LedgerUnavailableError
+from spendguard._errors import InvalidAmountError, LedgerDataLostError, LedgerUnavailableError
 from spendguard._ledger import ServerView
 from spendguard._redis_ledger import LIBRARY, RedisLedger, from_units, to_units
+from spendguard._redis_scripts import REOPEN
 
 pytestmark = pytest.mark.redis
 
@@ -291,12 +292,23 @@ def own_server() -> Iterator[RedisServer]:
     server.close()
 
 
-def test_redis_down_blocks_with_a_chained_error_and_recovers(own_server: RedisServer) -> None:
-    ledger = RedisLedger.from_url(own_server.url, timeout=0.5)
+@pytest.fixture
+def aof_server() -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary(), appendonly=True)
+    server.start()
+    yield server
+    server.close()
+
+
+def test_redis_down_blocks_with_a_chained_error_and_recovers_with_its_data(
+    aof_server: RedisServer,
+) -> None:
+    ledger = RedisLedger.from_url(aof_server.url, timeout=0.5)
     assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
-    own_server.stop()
+    assert ledger.reserve(KEY, "b", D(2), VIEW, "session", 60, T)[0]
+    aof_server.stop()
     calls: list[Callable[[], object]] = [
-        lambda: ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T),
+        lambda: ledger.reserve(KEY, "c", D(1), VIEW, "external", 60, T),
         lambda: ledger.commit(KEY, "a", D(1), T, T),
         lambda: ledger.release(KEY, "a", T),
         lambda: ledger.totals(KEY, VIEW, T),
@@ -304,9 +316,131 @@ def test_redis_down_blocks_with_a_chained_error_and_recovers(own_server: RedisSe
     for call in calls:
         with pytest.raises(LedgerUnavailableError, match="unavailable") as info:
             call()
+        assert not isinstance(info.value, LedgerDataLostError)
         assert isinstance(info.value.__cause__, redis.ConnectionError)
-    own_server.start()  # same port, empty (no persistence in tests)
-    assert ledger.reserve(KEY, "c", D(1), VIEW, "external", 60, T)[0]
+    aof_server.start()  # same port; the AOF brings the book back, so nothing was lost
+    assert ledger.commit(KEY, "a", D(1), T, T)
+    assert ledger.totals(KEY, None, T)[1:] == (D(2), D(0), D(1))
+    assert ledger.reserve(KEY, "c", D(7), VIEW, "external", 60, T)[0]
+
+
+# -- Redis losing its data ---------------------------------------------------------------------
+
+ARN, SID = KEY.rsplit("/", 1)
+OTHER = f"{ARN}/session-2"
+
+
+def _closed(ledger: RedisLedger, key: str = KEY) -> list[LedgerDataLostError]:
+    """Every operation on ``key`` fails with LedgerDataLostError; returns the errors."""
+    calls: list[Callable[[], object]] = [
+        lambda: ledger.reserve(key, "new", D(1), VIEW, "external", 60, T),
+        lambda: ledger.commit(key, "b", D(1), T, T),
+        lambda: ledger.release(key, "b", T),
+        lambda: ledger.totals(key, VIEW, T),
+        lambda: ledger.totals(key, None, T),
+    ]
+    errors = []
+    for call in calls:
+        with pytest.raises(LedgerDataLostError, match=r"RedisLedger\.reopen") as info:
+            call()
+        errors.append(info.value)
+    return errors
+
+
+def test_redis_back_without_its_data_closes_the_session_until_reopened(
+    own_server: RedisServer,
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    first, second = (RedisLedger.from_url(own_server.url, prefix=prefix) for _ in range(2))
+    assert first.reserve(KEY, "a", D(4), VIEW, "external", 60, T)[0]
+    assert first.commit(KEY, "a", D(3), T, T)
+    assert second.reserve(KEY, "b", D(1), VIEW, "session", 60, T)[0]
+    assert second.reserve(OTHER, "x", D(1), VIEW, "external", 60, T)[0]
+    own_server.stop()
+    own_server.start()  # same port, empty: the 3.00 charge and the hold are gone
+    errors = _closed(first)
+    assert all(isinstance(e, LedgerUnavailableError) and e.__cause__ is None for e in errors)
+    # The first to notice closed the session for everyone, even a process that never wrote it.
+    newcomer = RedisLedger.from_url(own_server.url, prefix=prefix)
+    _closed(newcomer)
+    _closed(second, OTHER)  # its other session was lost too; second notices on first use
+    assert newcomer.reserve(f"{ARN}/session-3", "y", D(1), VIEW, "external", 60, T)[0]
+    # An operator checks the session on the payment service, then reopens it.
+    assert newcomer.reopen(ARN, SID)
+    assert not newcomer.reopen(ARN, SID)  # reopening an open session changes nothing
+    # A fresh book from the server's current reading; what the lost book held is forgotten.
+    fresh_view = ServerView(D(6), D(4), T + 60)
+    assert first.totals(KEY, fresh_view, T) == (D(6), D(0), D(0), D(0))
+    assert not second.commit(KEY, "b", D(1), T, T)
+    assert second.reserve(KEY, "c", D(6), VIEW, "external", 60, T)[0]
+    assert newcomer.totals(KEY, None, T).held == D(6)
+    _closed(second, OTHER)  # still closed: reopen is per session
+
+
+def test_flushall_is_noticed_even_after_a_new_process_made_a_new_book(
+    own_server: RedisServer,
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    writer = RedisLedger.from_url(own_server.url, prefix=prefix)
+    assert writer.reserve(KEY, "a", D(8), VIEW, "external", 60, T)[0]
+    redis.Redis.from_url(own_server.url).flushall()
+    # A process that never wrote the session cannot tell: it starts a new book...
+    newcomer = RedisLedger.from_url(own_server.url, prefix=prefix)
+    assert newcomer.reserve(KEY, "b", D(8), VIEW, "external", 60, T)[0]
+    # ...which is not the book the writer wrote to: the writer closes the session for both.
+    _closed(writer)
+    _closed(newcomer)
+    writer.reopen(ARN, SID)
+    # The book made after the loss is kept, and both processes carry on with it.
+    assert writer.totals(KEY, None, T).held == D(8)
+    assert newcomer.commit(KEY, "b", D(8), T, T)
+    assert writer.totals(KEY, None, T)[1:] == (D(0), D(0), D(8))
+
+
+def test_a_book_rolled_back_to_an_older_copy_is_lost(redis_url: str) -> None:
+    # A failover to a replica that missed the last writes: the book is there, but older than
+    # what a writer saw.
+    ledger, client = fresh(redis_url), redis.Redis.from_url(redis_url)
+    assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
+    names = ledger.keys(KEY)[:4]
+    copies = {name: client.dump(name) for name in names}
+    assert ledger.reserve(KEY, "b", D(2), VIEW, "external", 60, T)[0]
+    for name, copy in copies.items():
+        if copy is None:
+            client.delete(name)
+        else:
+            client.restore(name, 0, copy, replace=True)  # type: ignore[arg-type]
+    _closed(ledger)
+
+
+def test_a_book_that_expired_by_its_key_ttl_is_not_lost(redis_url: str) -> None:
+    ledger, client = fresh(redis_url, key_ttl=0.3), redis.Redis.from_url(redis_url)
+    assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
+    book = ledger.keys(KEY)[0]
+    for _ in range(100):  # bounded poll: nothing signals an expiry
+        left = client.pttl(book)
+        if left < 0:
+            break
+        time.sleep(left / 1000 + 0.01)
+    assert not client.exists(book)
+    assert ledger.totals(KEY, VIEW, T) == (D(10), D(0), D(0), D(0))
+
+
+def test_reopen_run_twice_by_a_retrying_client_still_notices_the_next_loss(
+    redis_url: str,
+) -> None:
+    ledger, client = fresh(redis_url), redis.Redis.from_url(redis_url)
+    assert ledger.reserve(KEY, "a", D(1), VIEW, "external", 60, T)[0]
+    names = ledger.keys(KEY)
+    client.hset(names[0], "gen", "made-after-a-loss")
+    _closed(ledger)
+    args = ["", "0", "gen-after-reopen", "0"]
+    assert client.eval(REOPEN, len(names), *names, *args) == 1
+    assert client.eval(REOPEN, len(names), *names, *args) == 0  # the retry
+    assert ledger.reserve(KEY, "b", D(1), VIEW, "external", 60, T)[0]  # adopts the new book
+    assert client.hget(names[0], "gen") == b"gen-after-reopen"
+    client.delete(names[0])
+    _closed(ledger)
 
 
 def test_a_slow_redis_times_out_into_the_same_error(own_server: RedisServer) -> None:
