@@ -1,21 +1,27 @@
 """The ``spendguard`` console script: the local emulator, session inspection, the demo.
 
-Exit codes: 0 success; 1 other failure; 2 usage error; 3 access denied or no
-credentials; 4 session not found; 5 session expired; 6 the service could not be reached.
+Exit codes: 0 success; 1 other failure; 2 usage error; 3 credentials, profile or IAM access;
+4 session not found; 5 session expired; 6 the service could not be reached or is throttling.
+No command shows a traceback: every failure is one line on stderr (or JSON with ``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
+import spendguard
 from spendguard import (
     GuardSnapshot,
+    InvalidAmountError,
     Money,
     SessionAccessDeniedError,
     SessionConfigurationError,
@@ -36,8 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spendguard",
         description="Keep AI agents within their AgentCore payment session's budget.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 access denied or no credentials, "
-        "4 session not found, 5 session expired, 6 service unreachable.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 credentials, profile or IAM access, "
+        "4 session not found, 5 session expired, 6 service unreachable or throttling.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"spendguard {spendguard.__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -47,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--create-session",
         metavar="BUDGET",
+        type=_budget,
         help="also create a session with this USD budget and print its ids",
     )
     emu.add_argument("--user-id", default="user-1", help="owner of --create-session's session")
@@ -59,11 +69,25 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--user-id", help="the session's owner (payments user id header)")
     show.add_argument("--endpoint-url", help="service endpoint, e.g. the emulator's URL")
     show.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    show.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
+    show.add_argument(
+        "--redis-url", help="also read holds and charges from this shared Redis ledger"
+    )
     show.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     demo = commands.add_parser("demo", help="run a scripted agent against an in-process emulator")
-    demo.add_argument("--budget", default="1.00", help="session budget in USD (default 1.00)")
+    demo.add_argument(
+        "--budget", default="1.00", type=_budget, help="session budget in USD (default 1.00)"
+    )
     return parser
+
+
+def _budget(text: str) -> str:
+    try:
+        Money.of(text)
+    except InvalidAmountError as exc:
+        raise argparse.ArgumentTypeError(f"not a budget: {exc}") from exc
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +117,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     from spendguard.emulator import ENDPOINT_ENV_VAR, PaymentsEmulator  # noqa: PLC0415
 
-    emulator = PaymentsEmulator(args.host, args.port).start()
+    try:
+        emulator = PaymentsEmulator(args.host, args.port).start()
+    except OSError as exc:
+        print(
+            f"spendguard: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
+            "Pick another --port.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     previous = signal.signal(signal.SIGTERM, lambda *_: emulator.stop())
     try:
         url = emulator.endpoint_url
@@ -125,27 +157,48 @@ def _client(args: argparse.Namespace) -> PaymentSessionClient:
     from botocore.config import Config  # noqa: PLC0415
 
     region = args.region or ("us-east-1" if args.endpoint_url else None)
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
-    )
-    session = boto3.Session(region_name=region)  # fresh: reads the environment now
+    config = Config(retries={"mode": "standard", "total_max_attempts": 2}, read_timeout=5)
+    session = boto3.Session(profile_name=args.profile, region_name=region)
+    if args.endpoint_url and _is_local(args.endpoint_url) and session.get_credentials() is None:
+        # The emulator takes any credentials; a newcomer should not have to invent some.
+        session = boto3.Session(
+            aws_access_key_id="emulator", aws_secret_access_key="emulator", region_name=region
+        )
     client: PaymentSessionClient = session.client(
         "bedrock-agentcore", endpoint_url=args.endpoint_url, config=config
     )
     return client
 
 
-def _show_session(args: argparse.Namespace, out: TextIO) -> int:
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
     try:
-        client = _client(args)
-        guard = SpendGuard(
-            args.payment_manager_arn, args.session_id, user_id=args.user_id, client=client
-        )
-        snap = guard.snapshot()
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _show_session(args: argparse.Namespace, out: TextIO) -> int:
+    waiting = threading.Timer(
+        1.0,
+        lambda: print(
+            f"spendguard: waiting for {args.endpoint_url or 'the AgentCore endpoint'}...",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
+    waiting.daemon = True
+    try:
+        waiting.start()
+        snap = _read(args)
     except Exception as exc:  # the CLI boundary: every failure becomes a message + code
         code, message = _explain(exc, args)
         _emit_error(out, args.json, code, message)
         return code
+    finally:
+        waiting.cancel()
     if args.json:
         print(json.dumps(snapshot_dict(snap), indent=2), file=out)
     else:
@@ -157,34 +210,79 @@ def _show_session(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _read(args: argparse.Namespace) -> GuardSnapshot:
+    ledger = None
+    if args.redis_url:
+        from spendguard.redis_ledger import RedisLedger  # noqa: PLC0415 - needs the extra
+
+        ledger = RedisLedger.from_url(args.redis_url)
+    guard = SpendGuard(
+        args.payment_manager_arn,
+        args.session_id,
+        user_id=args.user_id,
+        client=_client(args),
+        ledger=ledger,
+    )
+    return guard.snapshot()
+
+
 def _explain(exc: Exception, args: argparse.Namespace) -> tuple[int, str]:
-    cause = type(exc.__cause__ or exc).__name__
+    cause = exc.__cause__ or exc
+    name = type(cause).__name__
+    code = _error_code(cause)
     sid, arn = args.session_id, args.payment_manager_arn
-    who = f"user {args.user_id!r}" if args.user_id else "the caller (no --user-id given)"
     where = args.endpoint_url or "the AgentCore endpoint"
-    if cause in {"NoCredentialsError", "PartialCredentialsError"}:
-        return EXIT_DENIED, (
-            "No AWS credentials found. Configure them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "a profile, or a role); against the emulator any values work."
-        )
-    if cause == "NoRegionError":
-        return EXIT_ERROR, "No AWS region configured: set AWS_DEFAULT_REGION (or a profile's)."
-    if cause == "ProfileNotFound":
-        return EXIT_DENIED, f"AWS profile not found ({exc.__cause__})."
-    if cause == "EndpointConnectionError":
-        return EXIT_UNAVAILABLE, f"Could not reach {where}. ({exc})"
+    who = f"payments user {args.user_id!r}" if args.user_id else "the payments user (--user-id)"
+    by_cause: dict[str, tuple[int, str]] = {
+        "NoCredentialsError": (
+            EXIT_DENIED,
+            "No AWS credentials found. Configure them (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, --profile, or a role); against the emulator any values work.",
+        ),
+        "PartialCredentialsError": (EXIT_DENIED, f"Incomplete AWS credentials: {cause}."),
+        "ProfileNotFound": (EXIT_DENIED, f"AWS profile not found: {cause}."),
+        "NoRegionError": (
+            EXIT_ERROR,
+            "No AWS region configured: pass --region or set AWS_DEFAULT_REGION.",
+        ),
+        "EndpointConnectionError": (EXIT_UNAVAILABLE, f"Could not reach {where}."),
+        "ConnectTimeoutError": (EXIT_UNAVAILABLE, f"Could not reach {where} (timed out)."),
+        "ReadTimeoutError": (EXIT_UNAVAILABLE, f"{where} did not answer in time."),
+    }
+    if name in by_cause:
+        return by_cause[name]
+    if code in _THROTTLING_CODES:
+        return EXIT_UNAVAILABLE, f"The service is throttling requests ({code}); try again soon."
+    if isinstance(exc, SessionAccessDeniedError) and code != "AccessDeniedException":
+        return EXIT_DENIED, f"The AWS credentials were rejected ({code}): refresh them."
     by_type: tuple[tuple[type[Exception], int, str], ...] = (
-        (SessionAccessDeniedError, EXIT_DENIED, f"Access denied: {who} may not read {sid}."),
+        (
+            SessionAccessDeniedError,
+            EXIT_DENIED,
+            f"Access denied ({code}): the AWS identity needs IAM permission for "
+            f"bedrock-agentcore:GetPaymentSession on {arn}, and {who} must own {sid}.",
+        ),
         (SessionNotFoundError, EXIT_NOT_FOUND, f"Payment session {sid} not found under {arn}."),
         (SessionUnavailableError, EXIT_UNAVAILABLE, f"Could not reach {where}."),
-        (SessionConfigurationError, EXIT_DENIED, "The AWS client is not configured."),
-        (SessionError, EXIT_ERROR, f"Could not read payment session {sid}."),
-        (ValueError, EXIT_ERROR, "Invalid argument."),
+        (SessionConfigurationError, EXIT_DENIED, f"The AWS client is not configured: {cause}."),
+        (SessionError, EXIT_ERROR, f"Could not read payment session {sid}: {exc}."),
+        (spendguard.LedgerUnavailableError, EXIT_UNAVAILABLE, f"Shared ledger: {exc}"),
+        (ValueError, EXIT_ERROR, f"Invalid argument: {exc}"),
     )
-    for kind, code, message in by_type:
+    for kind, exit_code, message in by_type:
         if isinstance(exc, kind):
-            return code, f"{message} ({exc})"
+            return exit_code, message
     return EXIT_ERROR, f"Unexpected error: {type(exc).__name__}: {exc}"
+
+
+_THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _emit_error(out: TextIO, as_json: bool, code: int, message: str) -> None:

@@ -130,7 +130,12 @@ def test_session_show_without_credentials(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _isolate_aws(monkeypatch)
-    assert main(_show(payment_session)) == 3
+    # Against the local emulator no credentials are needed...
+    assert main(_show(payment_session)) == 0
+    # ...against anything else they are (signing fails before any connection is made).
+    args = _show(payment_session)
+    args[args.index(payment_session.emulator.endpoint_url)] = "http://spendguard.invalid"
+    assert main(args) == 3
     assert "No AWS credentials found" in capsys.readouterr().err
 
 
@@ -193,3 +198,77 @@ def test_emulator_command_serves_until_terminated() -> None:
 def test_demo_command_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     assert "they agree" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import spendguard  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"spendguard {spendguard.__version__}"
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_an_unknown_profile_exits_3_in_one_line(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_show(payment_session, "--profile", "no-such-profile")) == 3
+    assert "profile" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+@pytest.mark.parametrize(
+    ("code", "exit_code", "words"),
+    [
+        ("ThrottlingException", 6, "throttling"),
+        ("UnrecognizedClientException", 3, "credentials were rejected"),
+        ("ExpiredTokenException", 3, "credentials were rejected"),
+        ("AccessDeniedException", 3, "IAM"),
+    ],
+)
+def test_service_errors_exit_with_their_code_in_one_line(
+    payment_session: PaymentSessionFixture,
+    capsys: pytest.CaptureFixture[str],
+    code: str,
+    exit_code: int,
+    words: str,
+) -> None:
+    payment_session.emulator.faults.fail("GetPaymentSession", code, times=5)
+    assert main(_show(payment_session)) == exit_code
+    assert words in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.usefixtures("dummy_credentials")
+def test_a_slow_call_shows_that_it_is_waiting(
+    payment_session: PaymentSessionFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payment_session.emulator.faults.delay("GetPaymentSession", 1.5)
+    assert main(_show(payment_session)) == 0
+    assert "waiting for" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["emulator", "--port", str(port)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert str(port) in err
+
+
+def test_a_bad_budget_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["emulator", "--create-session", "abc"], ["demo", "--budget", "-1"]):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "not a budget" in err
+        assert "Traceback" not in err
