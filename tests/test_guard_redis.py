@@ -78,7 +78,7 @@ def test_ledger_failure_names_the_session_and_recovers(
         guard.snapshot()
     # The operator checks the session on the payment service and reopens it.
     assert ledger.reopen(payment_session.arn, payment_session.session_id)
-    guard.reserve("1.00").commit()
+    guard.reserve("1.00", settlement="external").commit()
     snap = guard.snapshot()
     assert (snap.held, snap.external) == (Money.zero(), Money.of("1.00"))
     assert snap.effective_available == Money.of("9.00")
