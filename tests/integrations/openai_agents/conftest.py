@@ -14,5 +14,9 @@ from spendguard import SpendGuard
 def guard(new_payment_session: Callable[..., Any]) -> SpendGuard:
     payment = new_payment_session(budget="1.00")
     return SpendGuard(
-        payment.arn, payment.session_id, user_id=payment.user_id, client=payment.client
+        payment.arn,
+        payment.session_id,
+        user_id=payment.user_id,
+        client=payment.client,
+        settlement="external",  # the test tools pay nothing through the session
     )
