@@ -1,17 +1,21 @@
 """botocore's own service model for the AgentCore data plane, the emulator's source of truth.
 
 Paths, HTTP status codes, header bindings, and the shapes requests and responses are
-checked against all come from ``botocore/data/bedrock-agentcore``, never from copies.
+checked against all come from ``botocore/data/bedrock-agentcore``, never from copies,
+read through botocore's public session and model API only.
 """
 
 from __future__ import annotations
 
 import functools
 
+import botocore
 import botocore.session
 from botocore.model import NoShapeFoundError, OperationModel, ServiceModel, StructureShape
 
 SERVICE_NAME = "bedrock-agentcore"
+#: The first botocore whose model has the payment operations.
+MIN_BOTOCORE = "1.43.6"
 
 #: The operations the emulator serves.
 OPERATIONS: tuple[str, ...] = (
@@ -28,9 +32,19 @@ OPERATIONS: tuple[str, ...] = (
 
 @functools.cache
 def service_model() -> ServiceModel:
-    """The bedrock-agentcore service model shipped with the installed botocore."""
-    loader = botocore.session.get_session().get_component("data_loader")
-    return ServiceModel(loader.load_service_model(SERVICE_NAME, "service-2"), SERVICE_NAME)
+    """The bedrock-agentcore service model shipped with the installed botocore.
+
+    Raises:
+        RuntimeError: The installed botocore predates the payment operations.
+    """
+    model = botocore.session.get_session().get_service_model(SERVICE_NAME)
+    missing = sorted(set(OPERATIONS) - set(model.operation_names))
+    if missing:
+        raise RuntimeError(
+            f"botocore {botocore.__version__} has no {', '.join(missing)} in {SERVICE_NAME}; "
+            f"the payments emulator needs botocore>={MIN_BOTOCORE}"
+        )
+    return model
 
 
 @functools.cache

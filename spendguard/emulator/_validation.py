@@ -1,61 +1,129 @@
-"""Request and response validation against botocore's service model.
+"""Request and response validation: a walker over botocore's service model.
 
-botocore's ``ParamValidator`` checks required members, types, unknown members, tagged
-unions and minimums. The service also enforces maximums, patterns and enums, so
-:class:`ModelValidator` extends it with exactly those constraints, read from the same
-shapes. Patterns follow Smithy semantics (not implicitly anchored); together with the
-length limits the model gives they pin identifiers such as ``payment-session-`` + 15.
+The service enforces every constraint its model states: required members, member types,
+``min``/``max`` (lengths of strings, lists and maps; values of numbers), ``pattern``,
+``enum``, and exactly one member of a union. botocore's client-side validation skips
+maximums, patterns and enums, so the emulator walks the shapes itself, through their
+public attributes only (``type_name``, ``metadata``, ``members``, ``required_members``,
+``member``, ``key``/``value``, ``enum``), which every botocore with this service has.
+Patterns follow Smithy semantics (not implicitly anchored); together with the length
+limits the model gives they pin identifiers such as ``payment-session-`` + 15.
 """
 
 from __future__ import annotations
 
+import decimal
 import functools
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 
-from botocore.model import Shape
-from botocore.validate import ParamValidator, ValidationErrors
+from botocore.model import ListShape, MapShape, Shape, StringShape, StructureShape
+from botocore.utils import parse_to_aware_datetime
 
 from spendguard.emulator import _model
 from spendguard.emulator._errors import FieldError, validation
 
-if TYPE_CHECKING:  # the stubs omit the private hooks these classes extend
+_Problems = list[FieldError]
 
-    class _ErrorsBase:
-        _errors: list[tuple[str, str, dict[str, Any]]]
-
-        def report(self, name: str, reason: str, **kwargs: Any) -> None: ...
-        def _get_name(self, name: str) -> str: ...
-        def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str | None: ...
-
-    class _ValidatorBase:
-        VALIDATED_METADATA_ATTRS: set[str]
-
-        def _validate(self, params: Any, shape: Shape, errors: Any, name: str) -> None: ...
-        def _validate_string(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
-        def _validate_integer(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
-        def _validate_list(self, param: Any, shape: Shape, errors: Any, name: str) -> None: ...
-
-else:
-    _ErrorsBase = ValidationErrors
-    _ValidatorBase = ParamValidator
-
-_EXTRA = {"too long", "too large", "pattern mismatch", "not in enum", "boolean as number"}
+#: Python types a value of each model type may have (booleans are never numbers).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "structure": (dict,),
+    "map": (dict,),
+    "list": (list, tuple),
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "long": (int,),
+    "float": (int, float, decimal.Decimal),
+    "double": (int, float, decimal.Decimal),
+    "blob": (str, bytes, bytearray),
+    "timestamp": (datetime, str, int, float),
+}
+_NUMBERS = frozenset({"integer", "long", "float", "double"})
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
-class _Errors(_ErrorsBase):
-    """botocore's error collector, also formatting the constraints it does not check."""
+def collect(value: object, shape: Shape) -> list[FieldError]:
+    """Every way ``value`` breaks ``shape`` and the shapes it contains, outermost first."""
+    problems: _Problems = []
+    _visit(value, shape, "", problems)
+    return problems
 
-    def fields(self) -> list[FieldError]:
-        return [self._field(error) for error in self._errors]
 
-    def _field(self, error: tuple[str, str, dict[str, Any]]) -> FieldError:
-        reason, name, extra = error
-        shown = self._get_name(name)
-        if reason in _EXTRA:
-            return FieldError(shown, f"{shown}: {extra['detail']}")
-        return FieldError(shown, str(self._format_error(error)))
+def _problem(out: _Problems, path: str, detail: str) -> None:
+    shown = path or "input"
+    out.append(FieldError(shown, f"{shown}: {detail}"))
+
+
+def _visit(value: object, shape: Shape, path: str, out: _Problems) -> None:
+    if shape.metadata.get("document"):
+        if not _is_document(value):
+            _problem(out, path, "must be a JSON document")
+        return
+    if not _has_type(value, shape.type_name):
+        _problem(out, path, f"must be of type {shape.type_name}, not {type(value).__name__}")
+        return
+    _bounds(value, shape, path, out)
+    if isinstance(shape, StringShape) and isinstance(value, str):
+        _string(value, shape, path, out)
+    _members(value, shape, path, out)
+
+
+def _members(value: object, shape: Shape, path: str, out: _Problems) -> None:
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        _structure(value, shape, path, out)
+    elif isinstance(shape, ListShape) and isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _visit(item, shape.member, f"{path}[{index}]", out)
+    elif isinstance(shape, MapShape) and isinstance(value, dict):
+        for key, item in value.items():
+            _visit(key, shape.key, f"{path} (key {key!r})", out)
+            _visit(item, shape.value, f"{path}.{key}", out)
+
+
+def _has_type(value: object, type_name: str) -> bool:
+    if isinstance(value, bool) and type_name != "boolean":
+        return False
+    if not isinstance(value, _TYPES.get(type_name, (object,))):
+        return False
+    return type_name != "timestamp" or not isinstance(value, str) or _parses_as_time(value)
+
+
+def _parses_as_time(text: str) -> bool:
+    try:
+        parse_to_aware_datetime(text)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def _is_document(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_document(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_document(item) for item in value)
+    return isinstance(value, _JSON_SCALARS)
+
+
+def _bounds(value: object, shape: Shape, path: str, out: _Problems) -> None:
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    measured = _measure(value, shape.type_name)
+    if measured is None or (low is None and high is None):
+        return
+    size, what = measured
+    if low is not None and size < low:
+        _problem(out, path, f"{what} must be at least {low}")
+    if high is not None and size > high:
+        _problem(out, path, f"{what} must be at most {high}")
+
+
+def _measure(value: object, type_name: str) -> tuple[int | float | decimal.Decimal, str] | None:
+    if type_name in _NUMBERS and isinstance(value, int | float | decimal.Decimal):
+        return value, "value"
+    if isinstance(value, str | bytes | bytearray | list | tuple | dict):
+        return len(value), "length"
+    return None
 
 
 @functools.cache
@@ -63,47 +131,28 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-class ModelValidator(_ValidatorBase):
-    """``ParamValidator`` plus the model's ``max``, ``pattern`` and ``enum`` constraints."""
-
-    VALIDATED_METADATA_ATTRS = _ValidatorBase.VALIDATED_METADATA_ATTRS | {"max", "pattern", "enum"}
-
-    def collect(self, params: object, shape: Shape) -> list[FieldError]:
-        """Validate ``params`` against ``shape``; return every violation found."""
-        errors = _Errors()
-        self._validate(params, shape, errors, "")
-        return errors.fields()
-
-    def _validate_string(self, param: Any, shape: Shape, errors: Any, name: str) -> None:
-        super()._validate_string(param, shape, errors, name)
-        if not isinstance(param, str):
-            return
-        meta = shape.metadata
-        if "max" in meta and len(param) > meta["max"]:
-            errors.report(name, "too long", detail=f"length must be at most {meta['max']}")
-        if "pattern" in meta and _compiled(meta["pattern"]).search(param) is None:
-            errors.report(name, "pattern mismatch", detail=f"must match {meta['pattern']}")
-        enum = meta.get("enum")
-        if enum and param not in enum:
-            errors.report(name, "not in enum", detail=f"must be one of {', '.join(enum)}")
-
-    def _validate_integer(self, param: Any, shape: Shape, errors: Any, name: str) -> None:
-        if isinstance(param, bool):
-            errors.report(name, "boolean as number", detail="must be an integer, not a boolean")
-            return
-        super()._validate_integer(param, shape, errors, name)
-        maximum = shape.metadata.get("max")
-        if isinstance(param, int) and maximum is not None and param > maximum:
-            errors.report(name, "too large", detail=f"must be at most {maximum}")
-
-    def _validate_list(self, param: Any, shape: Shape, errors: Any, name: str) -> None:
-        super()._validate_list(param, shape, errors, name)
-        maximum = shape.metadata.get("max")
-        if isinstance(param, list | tuple) and maximum is not None and len(param) > maximum:
-            errors.report(name, "too long", detail=f"must have at most {maximum} items")
+def _string(value: str, shape: StringShape, path: str, out: _Problems) -> None:
+    pattern = shape.metadata.get("pattern")
+    if pattern is not None and _compiled(pattern).search(value) is None:
+        _problem(out, path, f"must match the pattern {pattern}")
+    if shape.enum and value not in shape.enum:
+        _problem(out, path, f"must be one of {', '.join(shape.enum)}")
 
 
-_VALIDATOR = ModelValidator()
+def _structure(
+    value: dict[object, object], shape: StructureShape, path: str, out: _Problems
+) -> None:
+    prefix = f"{path}." if path else ""
+    for name in shape.required_members:
+        if name not in value:
+            _problem(out, f"{prefix}{name}", "is required")
+    if shape.metadata.get("union") and len(value) != 1:
+        _problem(out, path, f"must set exactly one of {', '.join(shape.members)}")
+    for key, member in value.items():
+        if isinstance(key, str) and key in shape.members:
+            _visit(member, shape.members[key], f"{prefix}{key}", out)
+        else:
+            _problem(out, f"{prefix}{key}", f"is not a member of {shape.name}")
 
 
 def validate_request(operation: str, params: dict[str, object]) -> None:
@@ -116,7 +165,7 @@ def validate_request(operation: str, params: dict[str, object]) -> None:
     Raises:
         ApiError: ValidationException with one ``fieldList`` entry per violation.
     """
-    problems = _VALIDATOR.collect(params, _model.input_shape(operation))
+    problems = collect(params, _model.input_shape(operation))
     if problems:
         summary = "; ".join(p.message for p in problems[:5])
         raise validation(f"Invalid request for {operation}: {summary}", fields=problems)
@@ -130,7 +179,7 @@ def response_problems(operation: str, response: Mapping[str, object]) -> list[Fi
         response: What the boto3 client returned; ``ResponseMetadata`` is ignored.
 
     Returns:
-        Every violation found by botocore's validator and the model's extra constraints.
+        Every violation of the model's constraints, each with the member's path.
     """
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    return _VALIDATOR.collect(body, _model.output_shape(operation))
+    return collect(body, _model.output_shape(operation))
