@@ -96,9 +96,11 @@ class SpendGuard:
             credentials), as the official ``PaymentManager`` takes.
         boto_client_config: A ``botocore.config.Config`` merged over the defaults.
         ledger: Where holds and charges live; an :class:`InMemoryLedger` by default.
-        settlement: Default settlement of charges. ``"external"`` (default): the charge is
-            paid elsewhere and stays deducted for the session's life. ``"session"``: paid by
-            ProcessPayment through this session; deducted until the server shows it absorbed.
+        settlement: Default settlement of charges. ``"session"`` (default): paid through
+            this AgentCore session (``ProcessPayment``, or the official SDK), so deducted until
+            a reading shows the server absorbed it. ``"external"``: paid elsewhere, where the
+            session never sees it (a paid API billed separately): deducted for the session's
+            life.
         clock: The wall clock, epoch seconds (default ``time.time``, looked up at each call).
             Used only to compare with the server's times when a response has no ``Date``.
         timer: The monotonic clock every duration is measured on: freshness, expiry, hold
@@ -124,7 +126,7 @@ class SpendGuard:
         boto3_session: Any = None,
         boto_client_config: Any = None,
         ledger: Ledger | None = None,
-        settlement: Settlement = "external",
+        settlement: Settlement = "session",
         clock: Callable[[], float] | None = None,
         timer: Callable[[], float] | None = None,
         freshness: Freshness | None = None,

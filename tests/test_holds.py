@@ -26,6 +26,7 @@ def make(available: str = "10.00", **kwargs: object) -> SpendGuard:
     client = ScriptedClient(Session(available=available))
     clock = kwargs.pop("clock", None) or Clock()
     assert isinstance(clock, Clock)
+    kwargs.setdefault("settlement", "external")  # nothing here is paid through the session
     return SpendGuard(ARN, SID, client=client, **clock.kwargs, **kwargs)  # type: ignore[arg-type]
 
 
