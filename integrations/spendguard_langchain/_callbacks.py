@@ -11,6 +11,7 @@ from uuid import UUID
 
 from spendguard import Hold, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate
+from spendguard.types import ReleaseOn
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
 
 try:
@@ -51,7 +52,7 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
         pricing: Prices | None = None,
         *,
         settlement: Settlement | None = None,
-        release_on: tuple[type[BaseException], ...] = (),
+        release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
         prices: Prices | None = None,
     ) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate
 from spendguard.pricing import Blocked
+from spendguard.types import ReleaseOn
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
 
 try:
@@ -65,7 +66,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         pricing: Prices | None = None,
         *,
         settlement: Settlement | None = None,
-        release_on: tuple[type[BaseException], ...] = (),
+        release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
         exit_behavior: ExitBehavior = "continue",
         prices: Prices | None = None,

@@ -21,6 +21,7 @@ from agents.tool import ToolErrorFunction
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate, call_key
 from spendguard.pricing import PriceRule, Pricing
+from spendguard.types import ReleaseOn
 
 __all__ = ["BlockBehavior", "SpendGuardToolGuardrails", "ToolOptions"]
 
@@ -60,7 +61,7 @@ class SpendGuardToolGuardrails:
         pricing: Pricing | Mapping[str, PriceRule],
         *,
         settlement: Settlement | None = None,
-        release_on: tuple[type[BaseException], ...] = (),
+        release_on: ReleaseOn = (),
         on_blocked: OnBlocked | BlockBehavior | None = None,
         block_behavior: BlockBehavior = "reject_content",
     ) -> None:

@@ -16,6 +16,7 @@ from strands.hooks import (
 from spendguard import Hold, Settlement, SpendGuard
 from spendguard.gate import OnBlocked, ToolGate, call_key
 from spendguard.pricing import PriceRule, Pricing
+from spendguard.types import ReleaseOn
 
 __all__ = ["SpendGuardHooks"]
 
@@ -49,7 +50,7 @@ class SpendGuardHooks(HookProvider):
         pricing: Pricing | Mapping[str, PriceRule],
         *,
         settlement: Settlement | None = None,
-        release_on: tuple[type[BaseException], ...] = (),
+        release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
     ) -> None:
         self._gate = ToolGate(
