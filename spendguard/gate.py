@@ -18,6 +18,7 @@ run (a LangChain ``run_id``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
@@ -177,6 +178,15 @@ class ToolGate:
             hold = self._holds.pop(key, None)
         if hold is not None:
             settle(hold, ran=ran, error=error)
+
+    async def asettle(
+        self, key: Hashable, *, ran: bool, error: BaseException | None = None
+    ) -> None:
+        """Async :meth:`settle`: a shared ledger's round trip runs in a worker thread."""
+        with self._lock:
+            hold = self._holds.pop(key, None)
+        if hold is not None:
+            await self.guard._offload(functools.partial(settle, hold, ran=ran, error=error))
 
     def __repr__(self) -> str:
         return f"ToolGate({self.guard!r}, open_holds={len(self._holds)})"

@@ -119,9 +119,9 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         try:
             result = await handler(request)
         except BaseException as error:
-            self._gate.settle(key, ran=not _is_block(error), error=error)
+            await self._gate.asettle(key, ran=not _is_block(error), error=error)
             raise
-        self._gate.settle(key, ran=not _is_block(result))
+        await self._gate.asettle(key, ran=not _is_block(result))
         return result
 
     @hook_config(can_jump_to=["end"])

@@ -95,7 +95,7 @@ class SpendGuardToolGuardrails:
         (the SDK's default; ``None`` re-raises, failing the run as the SDK would)."""
 
         async def settle_then_format(ctx: RunContextWrapper[Any], error: Exception) -> str:
-            self._gate.settle(call_key(ctx), ran=True, error=error)
+            await self._gate.asettle(call_key(ctx), ran=True, error=error)
             if formatter is None:
                 raise error
             message = formatter(ctx, error)
@@ -128,6 +128,6 @@ class SpendGuardToolGuardrails:
             return ToolGuardrailFunctionOutput.raise_exception(output_info=blocked)
         return ToolGuardrailFunctionOutput.reject_content(blocked.message, output_info=blocked)
 
-    def _commit_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
-        self._gate.settle(call_key(data.context), ran=True)
+    async def _commit_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+        await self._gate.asettle(call_key(data.context), ran=True)
         return ToolGuardrailFunctionOutput.allow()

@@ -82,6 +82,6 @@ class SpendGuardHooks(HookProvider):
         if blocked is not None:
             event.cancel_tool = blocked.message
 
-    def _after_tool(self, event: AfterToolCallEvent) -> None:
+    async def _after_tool(self, event: AfterToolCallEvent) -> None:
         ran = event.cancel_message is None and event.selected_tool is not None
-        self._gate.settle(call_key(event.tool_use), ran=ran, error=event.exception)
+        await self._gate.asettle(call_key(event.tool_use), ran=ran, error=event.exception)
