@@ -2,8 +2,9 @@
 
 Run: ``uv run python benchmarks/bench_guard.py``
 
-* medians of a warm ``check`` and of ``reserve -> commit``, next to the floor: a lock plus one
-  Decimal comparison, the least any correct check-and-hold can do;
+* medians of a warm ``check`` and of ``reserve -> commit`` (external, and ``"session"``, the
+  default), next to the floor: a lock plus one Decimal comparison, the least any correct
+  check-and-hold can do;
 * decorator overhead on a no-op function;
 * GetPaymentSession calls for 10,000 checks inside one freshness window (target 1), and for 64
   threads missing a cold cache together (target 1), against the local emulator over HTTP.
@@ -72,6 +73,13 @@ def hot_path(emulator: PaymentsEmulator) -> None:
         settlement="external",
     )
     guard.check("0.005")  # warm the cache
+    default = SpendGuard(  # settlement="session", the default since 0.2
+        session.payment_manager_arn,
+        session.payment_session_id,
+        user_id="bench",
+        client=emulator.client(),
+    )
+    default.check("0.005")
 
     price = Money.of("0.005")
 
@@ -80,6 +88,9 @@ def hot_path(emulator: PaymentsEmulator) -> None:
 
     def reserve_commit_parsed() -> None:
         guard.reserve(price).commit()
+
+    def reserve_commit_session() -> None:
+        default.reserve(price).commit()
 
     @guard.charges("0.000001")
     def guarded() -> None:
@@ -92,12 +103,15 @@ def hot_path(emulator: PaymentsEmulator) -> None:
     check = median_ns(lambda: guard.check("0.005"))
     cycle = median_ns(reserve_commit)
     parsed = median_ns(reserve_commit_parsed)
+    session_cycle = median_ns(reserve_commit_session)
     deco = median_ns(guarded)
     bare = median_ns(plain)
     print(f"floor (lock + Decimal compare)   {base:9.0f} ns")
     print(f"warm check                       {check:9.0f} ns   {check / base:5.1f}x floor")
     print(f"reserve -> commit                {cycle:9.0f} ns   {cycle / base:5.1f}x floor")
     print(f"reserve -> commit (Money given)  {parsed:9.0f} ns   {parsed / base:5.1f}x floor")
+    ratio = session_cycle / base
+    print(f"  same, settlement='session'     {session_cycle:9.0f} ns   {ratio:5.1f}x floor")
     extra = deco - bare
     print(f"decorated no-op call             {deco:9.0f} ns   (+{extra:.0f} ns over a bare call)")
 
