@@ -408,8 +408,9 @@ class SpendGuard:
                 found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
         if not found:
             _log.warning(
-                "hold %s of session %s had lapsed before it was settled; the ledger counts its "
-                "full amount %s as spent",
+                "hold %s of session %s was no longer in the ledger when settled: it lapsed, "
+                "and the ledger counts its full amount %s as spent (or the ledger lost its "
+                "data and was reopened since, and only the payment service's figures count it)",
                 hold.id,
                 self.payment_session_id,
                 hold.amount,

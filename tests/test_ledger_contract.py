@@ -173,24 +173,36 @@ def test_unknown_key_reports_zeros_without_a_view(ledger: Ledger) -> None:
 
 
 def test_a_lapsed_hold_becomes_an_external_charge_of_its_full_amount(ledger: Ledger) -> None:
+    # A lease of 0 lapses at the ledger's next operation: the in-memory ledger by the caller's
+    # monotonic `now`, the Redis ledger by Redis TIME (the deadline itself lapses in both).
+    assert ledger.reserve(KEY, "a", D(4), view("10"), "session", 0, NOW)[0]
+    assert hold(ledger, "b", "1")
+    assert figures(ledger) == (D(10), D(1), 0, D(4))
+    assert not ledger.commit(KEY, "a", D(1), T, NOW)
+    assert not ledger.release(KEY, "a", NOW)
+    assert ledger.commit(KEY, "b", D(1), T, NOW)
+    assert figures(ledger) == (D(10), 0, 0, D(5))
+
+
+def test_reserve_sees_lapses_before_deciding(ledger: Ledger) -> None:
+    assert ledger.reserve(KEY, "a", D(6), view("10"), "external", 0, NOW)[0]
+    granted, before = ledger.reserve(KEY, "b", D(4), view("10"), "external", LEASE, NOW)
+    assert granted
+    assert (before.held, before.external) == (D(0), D(6))
+    assert not hold(ledger, "c", "0.01")
+
+
+def test_in_memory_leases_run_on_the_callers_monotonic_now() -> None:
+    ledger = InMemoryLedger()
     assert hold(ledger, "a", "4", settlement="session")
     assert hold(ledger, "b", "1", now=NOW + 10)
     assert figures(ledger, NOW + LEASE - 0.001) == (D(10), D(5), 0, 0)
     assert figures(ledger, NOW + LEASE) == (D(10), D(1), 0, D(4))  # deadline itself lapses
-    assert not ledger.commit(KEY, "a", D(1), T, NOW + LEASE)
-    assert not ledger.release(KEY, "a", NOW + LEASE)
     assert figures(ledger, NOW + LEASE + 10) == (D(10), 0, 0, D(5))
 
 
-def test_reserve_sees_lapses_before_deciding(ledger: Ledger) -> None:
-    assert hold(ledger, "a", "6")
-    granted, before = ledger.reserve(KEY, "b", D(4), view("10"), "external", LEASE, NOW + LEASE + 1)
-    assert granted
-    assert (before.held, before.external) == (D(0), D(6))
-    assert not hold(ledger, "c", "0.01", now=NOW + LEASE + 1)
-
-
-def test_commit_just_before_the_deadline_wins(ledger: Ledger) -> None:
+def test_commit_just_before_the_deadline_wins() -> None:
+    ledger = InMemoryLedger()
     assert hold(ledger, "a", "4")
     assert ledger.commit(KEY, "a", D(1), T, NOW + LEASE - 0.001)
     assert figures(ledger, NOW + LEASE * 10) == (D(10), 0, 0, D(1))
@@ -303,3 +315,24 @@ def test_threads_hammering_reserve_never_overspend(ledger: Ledger) -> None:
     assert held == sum(granted)
     assert held <= budget
     assert len(granted) > 10
+
+
+def test_a_view_read_before_the_kept_views_update_time_replaces_it(ledger: Ledger) -> None:
+    ledger.totals(KEY, view("10", "0", T), NOW)
+    commit_session(ledger, "a", "2", T + 5)
+    ledger.totals(KEY, view("10", "0", T + 3600), NOW)  # from a server clock an hour ahead
+    assert ledger.totals(KEY, view("8", "2", T + 10), NOW).available == D(10)  # no read_at
+    assert ledger.totals(KEY, ServerView(D(8), D(2), T + 10, T + 3600), NOW).available == D(10)
+    t = ledger.totals(KEY, ServerView(D(8), D(2), T + 10, T + 12), NOW)
+    assert (t.available, t.unreflected) == (D(8), 0)  # replaced, and reconciled against
+
+
+def test_a_session_commit_is_checked_against_the_newest_view(ledger: Ledger) -> None:
+    ledger.totals(KEY, view("10", "0", T), NOW)
+    assert hold(ledger, "a", "2", settlement="session")
+    ledger.totals(KEY, view("8", "2", T + 10), NOW)  # refreshed after paying, before committing
+    assert ledger.commit(KEY, "a", D(2), T + 5, NOW)
+    assert figures(ledger) == (D(8), 0, 0, 0)
+    assert hold(ledger, "b", "3", settlement="session")
+    assert ledger.commit(KEY, "b", D(3), T + 11, NOW)  # evidence after the newest view
+    assert figures(ledger) == (D(8), 0, D(3), 0)
