@@ -53,12 +53,18 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         'RedisLedger needs the redis package; install it with: pip install "spendguard[redis]"'
     ) from exc
 
-from spendguard._errors import InvalidAmountError, LedgerDataLostError, LedgerUnavailableError
+from spendguard._checks import check_seconds, check_settlement, check_text
+from spendguard._errors import (
+    InvalidAmountError,
+    InvalidArgumentError,
+    LedgerDataLostError,
+    LedgerUnavailableError,
+)
 from spendguard._ledger import LedgerTotals, ServerView, Settlement
 from spendguard._money import CONTEXT
-from spendguard._redis_scripts import COMMIT, LIBRARY, RELEASE, REOPEN, RESERVE, TOTALS
+from spendguard._redis_scripts import COMMIT, RELEASE, REOPEN, RESERVE, TOTALS
 
-__all__ = ["DECIMALS", "LIBRARY", "RedisLedger", "from_units", "to_units"]
+__all__ = ["DECIMALS", "RedisLedger", "from_units", "to_units"]
 
 #: Decimal places the ledger stores exactly (one unit is ``10**-DECIMALS``).
 DECIMALS = 18
@@ -102,17 +108,15 @@ def _amount(value: Decimal, what: str) -> str:
 
 
 def _time(value: float, what: str) -> str:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be a finite number of epoch seconds, got {value!r}")
-    return repr(number)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidArgumentError(
+            f"{what} must be a finite number of epoch seconds, got {value!r}", argument=what
+        )
+    return repr(float(value))
 
 
 def _duration(value: float, what: str) -> str:
-    number = float(value)
-    if not (math.isfinite(number) and number >= 0):
-        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
-    return repr(number)
+    return repr(check_seconds(what, value, allow_zero=True))
 
 
 def _view_args(view: ServerView) -> list[str]:
@@ -171,7 +175,7 @@ class RedisLedger:
             that expired is not reported lost.
 
     Raises:
-        ValueError: ``key_ttl`` is not a positive number.
+        InvalidArgumentError: ``key_ttl`` is not a positive number, or ``prefix`` is empty.
     """
 
     def __init__(
@@ -181,10 +185,9 @@ class RedisLedger:
         prefix: str = "spendguard",
         key_ttl: float | None = None,
     ) -> None:
-        if key_ttl is not None and not (
-            isinstance(key_ttl, (int, float)) and 0 < key_ttl < math.inf
-        ):
-            raise ValueError(f"key_ttl must be a positive number of seconds, got {key_ttl!r}")
+        if key_ttl is not None:
+            check_seconds("key_ttl", key_ttl)
+        check_text("prefix", prefix)
         self._client = client
         self._prefix = prefix
         self._ttl_ms = "0" if key_ttl is None else str(max(1, math.ceil(key_ttl * 1000)))
@@ -308,13 +311,12 @@ class RedisLedger:
         The hold's deadline is Redis ``TIME`` plus ``lease_seconds``; ``now`` is not used.
 
         Raises:
-            ValueError: ``lease_seconds`` is negative or not finite.
+            InvalidArgumentError: ``lease_seconds`` is negative or not finite.
             InvalidAmountError: An amount is negative or has more than 18 decimal places.
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
             LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
-        if settlement not in _KINDS:
-            raise ValueError(f"settlement must be 'session' or 'external', got {settlement!r}")
+        check_settlement(settlement)
         args = [
             hold_id,
             _amount(amount, "hold amount"),

@@ -158,3 +158,22 @@ def _view() -> Any:
     from spendguard.ledger import ServerView  # noqa: PLC0415
 
     return ServerView(Decimal(10), Decimal(0), 0.0)
+
+
+def test_redis_ledger_arguments() -> None:
+    from redis import Redis  # noqa: PLC0415
+
+    from spendguard.redis_ledger import RedisLedger  # noqa: PLC0415
+
+    client = Redis(host="127.0.0.1", port=1)  # never contacted: arguments are checked first
+    for kwargs in ({"key_ttl": 0}, {"key_ttl": float("inf")}, {"key_ttl": "60"}, {"prefix": ""}):
+        with pytest.raises(InvalidArgumentError):
+            RedisLedger(client, **kwargs)  # type: ignore[arg-type]
+    ledger = RedisLedger(client)
+    for call in (
+        lambda: ledger.reserve("k", "h", Decimal(1), _view(), "both", 60.0, 0.0),  # type: ignore[arg-type]
+        lambda: ledger.reserve("k", "h", Decimal(1), _view(), "external", -1.0, 0.0),
+        lambda: ledger.reserve("k", "h", Decimal(-1), _view(), "external", 60.0, 0.0),
+    ):
+        with pytest.raises(InvalidArgumentError):
+            call()

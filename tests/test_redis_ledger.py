@@ -24,8 +24,8 @@ from redis_server import RedisServer, redis_binary, redis_server_fixture, redis_
 from spendguard import BudgetExceededError, InMemoryLedger, Money
 from spendguard._errors import InvalidAmountError, LedgerDataLostError, LedgerUnavailableError
 from spendguard._ledger import ServerView
-from spendguard._redis_ledger import LIBRARY, RedisLedger, from_units, to_units
-from spendguard._redis_scripts import REOPEN
+from spendguard._redis_ledger import RedisLedger, from_units, to_units
+from spendguard._redis_scripts import LIBRARY, REOPEN
 
 pytestmark = pytest.mark.redis
 
