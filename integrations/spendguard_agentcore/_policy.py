@@ -18,7 +18,7 @@ from spendguard_agentcore._challenge import (
 
 __all__ = ["SpendGuardPreSignPolicy"]
 
-logger = logging.getLogger("spendguard_agentcore")
+logger = logging.getLogger("spendguard.agentcore")
 
 _POLICY = "pre_sign_policy"
 _KEEP_SIGNED = 1000
@@ -113,6 +113,15 @@ class SpendGuardPreSignPolicy:
         return True
 
     def _refuse(self, error: SpendGuardError) -> None:
-        logger.warning("pre_sign_policy blocked a payment: %s", error)
+        logger.info(
+            "pre_sign_policy blocked a payment: %s",
+            error,
+            extra={
+                "spendguard_event": "blocked",
+                "spendguard_tool": _POLICY,
+                "spendguard_reason": type(error).__name__,
+                "spendguard_session_id": error.session_id,
+            },
+        )
         if self._on_blocked is not None:
             self._on_blocked(Blocked(tool_name=_POLICY, error=error, message=error.model_message))
