@@ -8,6 +8,8 @@ module reaches into botocore's private members, which change between releases.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from botocore.model import ServiceModel, Shape
 
+from spendguard.emulator._model import MIN_BOTOCORE
 from spendguard.emulator._validation import collect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +137,15 @@ def test_every_problem_is_collected_not_just_the_first(shape: Shape) -> None:
     bad = {"id": "x", "count": 99, "items": [{"id": 1}, {}], "kind": "GREEN"}
     names = [p.name for p in collect(bad, shape)]
     assert names == ["id", "id", "count", "items[0].id", "items[1].id", "kind"]
+
+
+def test_the_emulator_needs_the_botocore_the_package_requires() -> None:
+    floors = {
+        match.group(1): match.group(2)
+        for req in importlib.metadata.requires("spendguard") or []
+        if (match := re.fullmatch(r"(boto3|botocore)>=([\d.]+)", req.replace(" ", "")))
+    }
+    assert floors == {"boto3": MIN_BOTOCORE, "botocore": MIN_BOTOCORE}
 
 
 def _botocore_misuse(tree: ast.Module) -> list[str]:

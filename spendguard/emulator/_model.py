@@ -14,8 +14,8 @@ import botocore.session
 from botocore.model import NoShapeFoundError, OperationModel, ServiceModel, StructureShape
 
 SERVICE_NAME = "bedrock-agentcore"
-#: The first botocore whose model has the payment operations.
-MIN_BOTOCORE = "1.43.6"
+#: The first botocore whose model has all the emulator serves (awsBillingX402 came last).
+MIN_BOTOCORE = "1.44.7"
 
 #: The operations the emulator serves.
 OPERATIONS: tuple[str, ...] = (
