@@ -1,26 +1,33 @@
-"""The emulator's contract with botocore: its public model API only, every constraint walked.
+"""The emulator's contract with botocore and Python: the same answers on every version.
 
 The walker is checked here against a small hand-made model that has every shape type
 (the AgentCore model has no maps, floats or blobs); a scan of the source proves that no
-module reaches into botocore's private members, which change between releases.
+module reaches into botocore's private members, which change between releases; JSON
+nesting has one limit, though json.loads gives up at different depths across Pythons.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import http.client
 import importlib.metadata
+import json
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.model import ServiceModel, Shape
 
+from spendguard.emulator import DEFAULT_MANAGER_ARN, PaymentsEmulator
 from spendguard.emulator._model import MIN_BOTOCORE
-from spendguard.emulator._validation import collect
+from spendguard.emulator._validation import MAX_JSON_DEPTH, collect, load_json
 
 ROOT = Path(__file__).resolve().parents[1]
+USER_HEADER = "X-Amzn-Bedrock-AgentCore-Payments-User-Id"
 
 _SHAPES: dict[str, dict[str, object]] = {
     "Input": {
@@ -222,3 +229,41 @@ def test_the_scan_catches_private_botocore_use() -> None:
 )
 def test_no_module_uses_botocore_internals(path: Path) -> None:
     assert _botocore_misuse(ast.parse(path.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize("depth", [1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 5_000, 50_000])
+def test_json_nesting_has_one_limit_on_every_python(depth: int) -> None:
+    text = "[" * depth + "]" * depth
+    if depth <= MAX_JSON_DEPTH:
+        assert isinstance(load_json(text), list)
+    else:
+        with pytest.raises(RecursionError):
+            load_json(text)
+
+
+def _post(emulator: PaymentsEmulator, body: str, headers: dict[str, str]) -> tuple[int, str]:
+    parts = urlsplit(emulator.endpoint_url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    try:
+        sent = {"Content-Type": "application/json", **headers}
+        conn.request("POST", "/payments/getPaymentSession", body=body, headers=sent)
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Amzn-ErrorType") or ""
+    finally:
+        conn.close()
+
+
+def test_a_deeply_nested_body_is_a_serialization_error(emulator: PaymentsEmulator) -> None:
+    deep = "[" * 5_000 + "]" * 5_000  # parses on Python 3.13, not before: answered alike
+    body = f'{{"paymentManagerArn": "{DEFAULT_MANAGER_ARN}", "x": {deep}}}'
+    assert _post(emulator, body, {USER_HEADER: "u"}) == (400, "SerializationException")
+
+
+def test_a_deeply_nested_bearer_token_is_no_identity(emulator: PaymentsEmulator) -> None:
+    claims = base64.urlsafe_b64encode(b'{"sub": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
+    token = f"e30.{claims.decode().rstrip('=')}.sig"
+    session_id = "payment-session-" + "0" * 15
+    body = json.dumps({"paymentManagerArn": DEFAULT_MANAGER_ARN, "paymentSessionId": session_id})
+    status, code = _post(emulator, body, {"Authorization": f"Bearer {token}"})
+    assert (status, code) == (400, "ValidationException")

@@ -22,7 +22,7 @@ from spendguard.emulator._errors import ApiError, FieldError, serialization, val
 from spendguard.emulator._faults import Faults
 from spendguard.emulator._handlers import HANDLERS, Call, Env
 from spendguard.emulator._state import Instant, Store
-from spendguard.emulator._validation import validate_request
+from spendguard.emulator._validation import load_json, validate_request
 
 TimestampFormat = Literal["iso8601", "epoch"]
 logger = logging.getLogger("spendguard.emulator")
@@ -100,7 +100,7 @@ def _parse_body(headers: Mapping[str, str], body: bytes) -> dict[str, object]:
             "UnsupportedMediaTypeException", f"Content-Type {media!r} is not application/json", 415
         )
     try:
-        parsed = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        parsed = load_json(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise serialization(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
@@ -148,8 +148,8 @@ def _bearer_subject(authorization: str) -> str | None:
         return None
     claims_part = token.split(".")[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(claims_part + "=" * (-len(claims_part) % 4)))
-    except ValueError:
+        claims = load_json(base64.urlsafe_b64decode(claims_part + "=" * (-len(claims_part) % 4)))
+    except (ValueError, RecursionError):
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     return sub if isinstance(sub, str) and sub else None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from decimal import Decimal, localcontext
 
 from spendguard.emulator._errors import ApiError, FieldError, validation
 from spendguard.emulator._state import CONTEXT
+from spendguard.emulator._validation import load_json
 
 #: Decimals of the settlement asset (USDC) when a challenge does not say otherwise.
 USDC_DECIMALS = 6
@@ -107,7 +107,7 @@ def _price_mpp(body: dict[str, object], decimals: int) -> Decimal:
     encoded = match.group(1)
     try:
         raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        request = json.loads(raw)
+        request = load_json(raw)
     except (binascii.Error, ValueError) as exc:
         raise _bad(field, f"challenge request is not base64url JSON: {exc}") from exc
     except RecursionError as exc:
