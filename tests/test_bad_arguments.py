@@ -177,3 +177,12 @@ def test_redis_ledger_arguments() -> None:
     ):
         with pytest.raises(InvalidArgumentError):
             call()
+
+
+def test_adapter_arguments() -> None:
+    from spendguard_agentcore import SpendGuardPreSignPolicy  # noqa: PLC0415
+
+    for kwargs in ({"settlement": "later"}, {"on_blocked": "log"}, {"assets": {"usdc": 40}}):
+        with pytest.raises(SpendGuardError) as info:
+            SpendGuardPreSignPolicy(make(), **kwargs)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError)

@@ -39,7 +39,7 @@ from typing import Literal
 from bedrock_agentcore.payments.constants import MPP_SUPPORTED_INTENT
 from bedrock_agentcore.payments.mpp import decode_challenge_request, extract_challenges
 
-from spendguard import InvalidAmountError, Money, PricingError
+from spendguard import InvalidAmountError, InvalidArgumentError, Money, PricingError
 
 __all__ = ["USDC_ASSETS", "ChallengeError", "PaymentOption", "normalize_assets", "payment_options"]
 
@@ -99,12 +99,19 @@ def normalize_assets(assets: Mapping[str, int]) -> Mapping[str, int]:
         A read-only copy with normalized keys.
 
     Raises:
-        ValueError: An entry's decimals are not an int from 0 to 18.
+        InvalidArgumentError: ``assets`` is not a mapping, or an entry's decimals are not an
+            int from 0 to 18.
     """
+    if not isinstance(assets, Mapping):
+        raise InvalidArgumentError(
+            f"assets must be a mapping of asset to decimals, got {assets!r}", argument="assets"
+        )
     normalized: dict[str, int] = {}
     for asset, decimals in assets.items():
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 18:
-            raise ValueError(f"decimals of asset {asset!r} must be an int from 0 to 18")
+            raise InvalidArgumentError(
+                f"decimals of asset {asset!r} must be an int from 0 to 18", argument="assets"
+            )
         normalized[_asset_key(asset)] = decimals
     return MappingProxyType(normalized)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-from spendguard import Money, Settlement, SpendGuard, SpendGuardError
+from spendguard import InvalidArgumentError, Money, Settlement, SpendGuard, SpendGuardError
+from spendguard.gate import OnBlocked
 from spendguard.pricing import Blocked
 from spendguard_agentcore._challenge import (
     USDC_ASSETS,
@@ -50,8 +51,9 @@ class SpendGuardPreSignPolicy:
     Args:
         guard: The guard of the payment session in ``AgentCorePaymentsPluginConfig``.
         assets: Asset identifier (EVM token address, SPL mint, MPP currency) -> decimals of
-            the assets the agent may pay with, each worth one US dollar per unit. Default:
-            USDC on Base, Ethereum, Arbitrum, Optimism, Solana and their test networks.
+            the assets the agent may pay with, each worth one US dollar per unit. Default
+            (``USDC_ASSETS``): USDC on Base, Ethereum, Arbitrum One, Optimism and Solana, plus
+            Base Sepolia, Ethereum Sepolia and Solana devnet.
         settlement: How the charge settles; ``"session"`` because ProcessPayment runs through
             the same payment session.
         on_blocked: Called with every refusal (for logging or metrics).
@@ -63,8 +65,17 @@ class SpendGuardPreSignPolicy:
         *,
         assets: Mapping[str, int] = USDC_ASSETS,
         settlement: Settlement = "session",
-        on_blocked: Callable[[Blocked], None] | None = None,
+        on_blocked: OnBlocked | None = None,
     ) -> None:
+        if settlement not in ("session", "external"):
+            raise InvalidArgumentError(
+                f"settlement must be 'session' or 'external', got {settlement!r}",
+                argument="settlement",
+            )
+        if on_blocked is not None and not callable(on_blocked):
+            raise InvalidArgumentError(
+                f"on_blocked must be callable, got {on_blocked!r}", argument="on_blocked"
+            )
         self._guard = guard
         self._assets = normalize_assets(assets)
         self._settlement: Settlement = settlement
