@@ -261,7 +261,7 @@ def test_cancelled_areserve_on_a_shared_ledger_leaves_nothing_held() -> None:
             ledger.entered.clear()
             pending = asyncio.ensure_future(asyncio.wait_for(guard.areserve("0.10"), timeout=0.05))
             assert await asyncio.to_thread(ledger.entered.wait, 10)
-            with pytest.raises(TimeoutError):
+            with pytest.raises(asyncio.TimeoutError):  # the builtin TimeoutError from 3.11 on
                 await pending  # wait_for gave up while the worker thread waits on the ledger
             ledger.gate.set()  # the worker now takes a hold that nobody awaits
             assert await asyncio.to_thread(ledger.released.acquire, True, 10)
