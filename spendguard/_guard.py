@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar
 
+from spendguard._aws import check_aws_options, default_client
 from spendguard._cache import Freshness, SessionCache
 from spendguard._checks import check_release_on, check_seconds, check_settlement, check_text
 from spendguard._decorator import charges
@@ -46,31 +47,6 @@ def _monotonic() -> float:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
-#: Connect and read timeouts of one attempt, and attempts in all: a blocked decision on a
-#: slow or unreachable service comes within 5 s (1 s + 1 s, a backoff of at most 1 s, 1 s + 1 s).
-CONNECT_TIMEOUT, READ_TIMEOUT, ATTEMPTS = 1.0, 1.0, 2
-
-
-def _default_client(
-    region_name: str | None, boto3_session: Any, boto_client_config: Any
-) -> PaymentSessionClient:
-    import boto3  # noqa: PLC0415 - only when the caller gave no client
-    from botocore.config import Config  # noqa: PLC0415
-
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-    )
-    if boto_client_config is not None:
-        config = config.merge(boto_client_config)  # the caller's settings win
-    session = boto3_session if boto3_session is not None else boto3.session.Session()
-    client: PaymentSessionClient = session.client(
-        "bedrock-agentcore", region_name=region_name, config=config
-    )
-    return client
 
 
 class SpendGuard:
@@ -139,35 +115,8 @@ class SpendGuard:
         check_text("agent_name", agent_name, optional=True)
         check_settlement(settlement)
         hold_lease = check_seconds("hold_lease", hold_lease)
-        for name, fn in (("clock", clock), ("timer", timer)):
-            if fn is not None and not callable(fn):
-                raise InvalidArgumentError(f"{name} must be callable, got {fn!r}", argument=name)
-        if client is not None and not callable(getattr(client, "get_payment_session", None)):
-            raise InvalidArgumentError(
-                f"client must have boto3's get_payment_session, got {client!r}", argument="client"
-            )
-        check_text("region_name", region_name, optional=True)
-        if client is not None and (region_name, boto3_session, boto_client_config) != (
-            None,
-            None,
-            None,
-        ):
-            raise InvalidArgumentError(
-                "pass either client or region_name/boto3_session/boto_client_config, not both",
-                argument="client",
-            )
-        if boto3_session is not None and not callable(getattr(boto3_session, "client", None)):
-            raise InvalidArgumentError(
-                f"boto3_session must be a boto3.session.Session, got {boto3_session!r}",
-                argument="boto3_session",
-            )
-        if boto_client_config is not None and not callable(
-            getattr(boto_client_config, "merge", None)
-        ):
-            raise InvalidArgumentError(
-                f"boto_client_config must be a botocore.config.Config, got {boto_client_config!r}",
-                argument="boto_client_config",
-            )
+        _check_callables(clock=clock, timer=timer)
+        check_aws_options(client, region_name, boto3_session, boto_client_config)
         if ledger is not None and not all(
             callable(getattr(ledger, name, None))
             for name in ("reserve", "commit", "release", "totals")
@@ -220,7 +169,7 @@ class SpendGuard:
 
     def _connect(self) -> PaymentSessionClient:
         if self._client is None:
-            self._client = _default_client(*self._client_options)
+            self._client = default_client(*self._client_options)
         return self._client
 
     def _fetch(self) -> SessionSnapshot:
@@ -482,6 +431,12 @@ class SpendGuard:
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+def _check_callables(**functions: object) -> None:
+    for name, fn in functions.items():
+        if fn is not None and not callable(fn):
+            raise InvalidArgumentError(f"{name} must be callable, got {fn!r}", argument=name)
 
 
 class _LedgerBoundary:
