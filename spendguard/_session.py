@@ -281,38 +281,14 @@ def parse_session(
             field="paymentSessionId",
             session_id=session_id,
         )
-    minutes = _field(body, "expiryTimeInMinutes", session_id)
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes <= 10**6:
-        raise MalformedSessionError(
-            f"must be a non-negative integer, got {minutes!r}",
-            field="expiryTimeInMinutes",
-            session_id=session_id,
-        )
+    minutes = _minutes(_field(body, "expiryTimeInMinutes", session_id), session_id)
     created = _time(_field(body, "createdAt", session_id), "createdAt", session_id)
     updated = _time(_field(body, "updatedAt", session_id), "updatedAt", session_id)
     limit = _optional(body, "limits.maxSpendAmount", session_id)
     max_spend = (
         None if limit is None else _money(limit, "limits.maxSpendAmount", currency, session_id)
     )
-    avail_raw = _optional(body, "availableLimits", session_id)
-    if avail_raw is not None and not isinstance(avail_raw, Mapping):
-        raise MalformedSessionError("not an object", field="availableLimits", session_id=session_id)
-    avail_amount = None if avail_raw is None else avail_raw.get("availableSpendAmount")
-    avail_time = None if avail_raw is None else avail_raw.get("updatedAt")
-    available = (
-        Money.zero(currency)
-        if avail_amount is None
-        else _money(avail_amount, "availableLimits.availableSpendAmount", currency, session_id)
-    )
-    if max_spend is not None and available > max_spend:
-        raise MalformedSessionError(
-            f"available {available} exceeds the limit {max_spend}",
-            field="availableLimits.availableSpendAmount",
-            session_id=session_id,
-        )
-    available_updated = (
-        None if avail_time is None else _time(avail_time, "availableLimits.updatedAt", session_id)
-    )
+    available, available_updated = _available(body, currency, max_spend, session_id)
     spent = None if max_spend is None else CONTEXT.subtract(max_spend.amount, available.amount)
     last_update = (available_updated or updated).timestamp()
     server_time, read_at = _server_time(
@@ -329,6 +305,42 @@ def parse_session(
         fetched_at=fetched_at,
         fetched_mono=fetched_mono,
         server_time=server_time,
+    )
+
+
+def _minutes(value: Any, session_id: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**6:
+        raise MalformedSessionError(
+            f"must be a non-negative integer, got {value!r}",
+            field="expiryTimeInMinutes",
+            session_id=session_id,
+        )
+    return value
+
+
+def _available(
+    body: Mapping[str, Any], currency: str, max_spend: Money | None, session_id: str
+) -> tuple[Money, datetime | None]:
+    """``availableLimits``: the amount (zero when absent: fail closed) and its update time."""
+    raw = _optional(body, "availableLimits", session_id)
+    if raw is None:
+        return Money.zero(currency), None
+    if not isinstance(raw, Mapping):
+        raise MalformedSessionError("not an object", field="availableLimits", session_id=session_id)
+    amount = raw.get("availableSpendAmount")
+    field = "availableLimits.availableSpendAmount"
+    available = (
+        Money.zero(currency) if amount is None else _money(amount, field, currency, session_id)
+    )
+    if max_spend is not None and available > max_spend:
+        raise MalformedSessionError(
+            f"available {available} exceeds the limit {max_spend}",
+            field=field,
+            session_id=session_id,
+        )
+    stamp = raw.get("updatedAt")
+    return available, None if stamp is None else _time(
+        stamp, "availableLimits.updatedAt", session_id
     )
 
 
