@@ -342,6 +342,9 @@ class SpendGuard:
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
+            # Nobody awaits the worker now: retrieve its outcome so a refusal is not reported
+            # as an exception never retrieved.
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())
             orphan = claim.cancel()
             if orphan is not None:  # granted, but its owner stopped waiting for it
                 threading.Thread(target=_release_quietly, args=(orphan,), daemon=True).start()
