@@ -1,4 +1,7 @@
-"""Shared fixtures: one local AgentCore payments emulator for the whole test run.
+"""Shared fixtures, built on spendguard's pytest plugin (``spendguard.pytest_plugin``).
+
+The plugin starts one local AgentCore payments emulator for the whole test run; these
+fixtures keep the names the suite has always used and add helpers around its sessions.
 
 ``emulator``
     The running :class:`~spendguard.emulator.PaymentsEmulator` (one per test session).
@@ -20,7 +23,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -28,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from spendguard import SpendGuard
-from spendguard.emulator import PaymentsEmulator, x402_payment_input
+from spendguard.emulator import EmulatorSession, Faults, PaymentsEmulator, x402_payment_input
+from spendguard.pytest_plugin import AgentCoreClock
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
@@ -45,6 +49,20 @@ class PaymentSessionFixture:
     instrument_id: str
     client: BedrockAgentCoreClient
     emulator: PaymentsEmulator
+
+    @classmethod
+    def of(
+        cls, made: EmulatorSession, client: BedrockAgentCoreClient, emulator: PaymentsEmulator
+    ) -> PaymentSessionFixture:
+        """Wrap a session the emulator (or the plugin) made."""
+        return cls(
+            made.payment_manager_arn,
+            made.payment_session_id,
+            made.user_id,
+            made.payment_instrument_id,
+            client,
+            emulator,
+        )
 
     def available(self) -> Decimal | None:
         """What the server says is left (read directly from the emulator's state)."""
@@ -84,51 +102,46 @@ class PaymentSessionFixture:
         return dict(response["paymentSession"])
 
 
-@pytest.fixture(scope="session")
-def _emulator_server() -> Iterator[PaymentsEmulator]:
-    with PaymentsEmulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture
-def emulator(_emulator_server: PaymentsEmulator) -> Iterator[PaymentsEmulator]:
-    """The shared emulator; faults and clock advances are undone after the test."""
-    yield _emulator_server
-    _emulator_server.faults.clear()
-    _emulator_server.reset_clock()
+def emulator(
+    agentcore_emulator: PaymentsEmulator,
+    agentcore_faults: Faults,
+    agentcore_clock: AgentCoreClock,
+) -> PaymentsEmulator:
+    """The plugin's shared emulator; its faults and clock advances are undone after the test."""
+    return agentcore_emulator
 
 
 @pytest.fixture(scope="session")
-def emulator_client(_emulator_server: PaymentsEmulator) -> BedrockAgentCoreClient:
-    """One boto3 client for the shared emulator (botocore clients are thread-safe)."""
-    return _emulator_server.client()
+def emulator_client(agentcore_client: BedrockAgentCoreClient) -> BedrockAgentCoreClient:
+    """The plugin's one boto3 client for the shared emulator (botocore clients are thread-safe)."""
+    return agentcore_client
 
 
 @pytest.fixture
 def new_payment_session(
-    emulator: PaymentsEmulator, emulator_client: BedrockAgentCoreClient
+    emulator: PaymentsEmulator,
+    emulator_client: BedrockAgentCoreClient,
+    agentcore_payment_session_factory: Callable[..., EmulatorSession],
 ) -> Callable[..., PaymentSessionFixture]:
     """Factory: ``new_payment_session(budget="10.00", user_id="user-1", expiry_minutes=60)``."""
 
     def make(
         budget: str | None = "10.00", *, user_id: str = "user-1", expiry_minutes: int = 60
     ) -> PaymentSessionFixture:
-        made = emulator.create_session(budget, user_id=user_id, expiry_minutes=expiry_minutes)
-        return PaymentSessionFixture(
-            made.payment_manager_arn,
-            made.payment_session_id,
-            made.user_id,
-            made.payment_instrument_id,
-            emulator_client,
-            emulator,
+        made = agentcore_payment_session_factory(
+            budget, user_id=user_id, expiry_minutes=expiry_minutes
         )
+        return PaymentSessionFixture.of(made, emulator_client, emulator)
 
     return make
 
 
 @pytest.fixture
 def payment_session(
-    new_payment_session: Callable[..., PaymentSessionFixture],
+    agentcore_payment_session: EmulatorSession,
+    emulator: PaymentsEmulator,
+    emulator_client: BedrockAgentCoreClient,
 ) -> PaymentSessionFixture:
-    """A fresh 10.00 USD session owned by ``user-1`` on the shared emulator."""
-    return new_payment_session()
+    """The plugin's fresh 10.00 USD session of ``user-1``, with this file's helpers."""
+    return PaymentSessionFixture.of(agentcore_payment_session, emulator_client, emulator)
