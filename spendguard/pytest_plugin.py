@@ -4,27 +4,22 @@ Installing spendguard registers this module with pytest (entry point ``pytest11`
 ``spendguard``). It does nothing until a test asks for one of its fixtures: none is autouse,
 and the emulator (and with it boto3) is imported only inside the fixtures.
 
-==================================== ======== ================================================
-Fixture                              Scope    What it gives
-==================================== ======== ================================================
-``agentcore_emulator``               session  the shared running ``PaymentsEmulator``
-``agentcore_emulator_isolated``      function a running emulator of this test's own
-``agentcore_client``                 session  a boto3 ``bedrock-agentcore`` client for the
-                                              shared emulator
-``agentcore_payment_session``        function a fresh funded ``EmulatorSession``: 10.00 USD,
-                                              ``user-1``, 60 minutes
-``agentcore_payment_session_factory`` session ``(budget="10.00", *, user_id="user-1",
-                                              expiry_minutes=60, ...)`` -> ``EmulatorSession``
-``agentcore_payment_instrument``     function the wallet ``agentcore_payment_session`` pays
-                                              with (its instrument id)
-``spendguard_guard``                 function a ``SpendGuard`` on ``agentcore_payment_session``
-``agentcore_env``                    function the AWS environment variables that point
-                                              boto3 at the shared emulator
-``agentcore_faults``                 function the shared emulator's fault injection,
-                                              cleared after the test
-``agentcore_clock``                  function the shared emulator's clock, put back after
-                                              the test
-==================================== ======== ================================================
+Fixtures (scope: what it gives):
+
+- ``agentcore_emulator`` (session): the shared running ``PaymentsEmulator``.
+- ``agentcore_emulator_isolated`` (function): a running emulator of this test's own.
+- ``agentcore_client`` (session): a boto3 ``bedrock-agentcore`` client for the shared one.
+- ``agentcore_payment_session`` (function): a fresh funded ``EmulatorSession`` on it:
+  10.00 USD, ``user-1``, 60 minutes.
+- ``agentcore_payment_session_factory`` (session): more of them,
+  ``(budget="10.00", *, user_id="user-1", expiry_minutes=60, ...)``.
+- ``agentcore_payment_instrument`` (function): the wallet ``agentcore_payment_session``
+  pays with (its instrument id).
+- ``spendguard_guard`` (function): a ``SpendGuard`` on ``agentcore_payment_session``.
+- ``agentcore_env`` (function): the AWS environment variables that point boto3 at the
+  shared emulator.
+- ``agentcore_faults`` (function): the shared emulator's faults, cleared after the test.
+- ``agentcore_clock`` (function): the shared emulator's clock, put back after the test.
 
 Sessions stay on the shared emulator for the whole run; each test makes its own, so they
 never collide. Faults and clock moves made through ``agentcore_faults`` and
