@@ -263,7 +263,7 @@ def test_a_deeply_nested_body_is_a_serialization_error(emulator: PaymentsEmulato
 def test_a_deeply_nested_bearer_token_is_no_identity(emulator: PaymentsEmulator) -> None:
     claims = base64.urlsafe_b64encode(b'{"sub": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
     token = f"e30.{claims.decode().rstrip('=')}.sig"
-    session_id = "payment-session-" + "0" * 15
+    session_id = emulator.create_session("1.00", user_id="").payment_session_id  # nobody's
     body = json.dumps({"paymentManagerArn": DEFAULT_MANAGER_ARN, "paymentSessionId": session_id})
     status, code = _post(emulator, body, {"Authorization": f"Bearer {token}"})
-    assert (status, code) == (400, "ValidationException")
+    assert (status, code) == (200, "")

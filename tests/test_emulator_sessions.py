@@ -12,7 +12,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import PaymentSessionFixture
 
-from spendguard.emulator import DEFAULT_MANAGER_ARN, PaymentsEmulator
+from spendguard.emulator import (
+    DEFAULT_MANAGER_ARN,
+    PaymentsEmulator,
+    response_problems,
+    x402_payment_input,
+)
 
 ARN = DEFAULT_MANAGER_ARN
 
@@ -203,10 +208,45 @@ def test_server_validates_against_the_model(
     assert field in [f["name"] for f in info.value.response["fieldList"]]  # type: ignore[typeddict-item]
 
 
-def test_user_id_is_required_without_bearer_token(emulator: PaymentsEmulator) -> None:
+@pytest.mark.parametrize("user", [{}, {"userId": ""}], ids=["absent", "empty"])
+def test_without_a_user_id_the_caller_acts_for_no_user(
+    emulator: PaymentsEmulator, user: dict[str, str]
+) -> None:
+    # userId is optional in the model (and may be empty): such a caller is the user "".
+    client = emulator.client()
+    made = client.create_payment_session(paymentManagerArn=ARN, expiryTimeInMinutes=60, **user)
+    assert made["paymentSession"]["userId"] == ""
+    session_id = made["paymentSession"]["paymentSessionId"]
+    got = client.get_payment_session(paymentManagerArn=ARN, paymentSessionId=session_id, **user)
+    assert got["paymentSession"]["userId"] == ""
+    assert response_problems("GetPaymentSession", got) == []
+    listed = client.list_payment_sessions(paymentManagerArn=ARN, **user)["paymentSessions"]
+    assert session_id in [s["paymentSessionId"] for s in listed]
+    assert {s["userId"] for s in listed} == {""}
+    with pytest.raises(ClientError) as info:  # a user's own session stays theirs
+        client.get_payment_session(paymentManagerArn=ARN, paymentSessionId=session_id, userId="u")
+    assert _code(info) == ("AccessDeniedException", 403)
+
+
+def test_without_a_user_id_a_users_session_is_denied_and_not_listed(
+    payment_session: PaymentSessionFixture,
+) -> None:
+    client, arn, sid = payment_session.client, payment_session.arn, payment_session.session_id
     with pytest.raises(ClientError) as info:
-        emulator.client().create_payment_session(paymentManagerArn=ARN, expiryTimeInMinutes=60)
-    assert _code(info) == ("ValidationException", 400)
+        client.get_payment_session(paymentManagerArn=arn, paymentSessionId=sid)
+    assert _code(info) == ("AccessDeniedException", 403)
+    with pytest.raises(ClientError) as info:
+        client.process_payment(
+            paymentManagerArn=arn,
+            paymentSessionId=sid,
+            paymentInstrumentId=payment_session.instrument_id,
+            paymentType="CRYPTO_X402",
+            paymentInput=x402_payment_input("0.01"),  # type: ignore[arg-type]
+        )
+    assert _code(info) == ("AccessDeniedException", 403)
+    assert payment_session.available() == Decimal("10.00")
+    listed = client.list_payment_sessions(paymentManagerArn=arn)["paymentSessions"]
+    assert sid not in [s["paymentSessionId"] for s in listed]
 
 
 def test_server_side_spend_moves_what_clients_see(

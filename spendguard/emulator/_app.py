@@ -129,16 +129,11 @@ def _params(
 
 
 def _user_id(params: dict[str, object], headers: Mapping[str, str]) -> str:
+    """``userId``, else a Bearer JWT's ``sub``, else "": the model makes userId optional."""
     user = params.get("userId")
     if isinstance(user, str) and user:
         return user
-    subject = _bearer_subject(headers.get("authorization") or "")
-    if subject:
-        return subject
-    raise validation(
-        "userId is required: send the X-Amzn-Bedrock-AgentCore-Payments-User-Id header",
-        fields=[FieldError("userId", "required when not using bearer (JWT) authentication")],
-    )
+    return _bearer_subject(headers.get("authorization") or "") or ""
 
 
 def _bearer_subject(authorization: str) -> str | None:
