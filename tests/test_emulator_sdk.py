@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from bedrock_agentcore.payments import InsufficientBudget, PaymentManager, PaymentSessionExpired
+from bedrock_agentcore.payments import (
+    InsufficientBudget,
+    PaymentInstrumentNotFound,
+    PaymentManager,
+    PaymentSessionExpired,
+)
 
 from spendguard.emulator import (
     DEFAULT_MANAGER_ARN,
     ENDPOINT_ENV_VAR,
     PaymentsEmulator,
+    mpp_challenge,
     x402_challenge,
 )
 
 USER = "sdk-user"
+CONNECTOR = "connector-1-abcdefghij"
 
 
 @pytest.fixture
@@ -34,7 +43,7 @@ def manager(
 
 def _wallet(manager: PaymentManager) -> str:
     instrument = manager.create_payment_instrument(
-        payment_connector_id="connector-1-abcdefghij",
+        payment_connector_id=CONNECTOR,
         payment_instrument_type="EMBEDDED_CRYPTO_WALLET",
         payment_instrument_details={
             "embeddedCryptoWallet": {"network": "ETHEREUM", "linkedAccounts": []}
@@ -103,3 +112,60 @@ def test_list_and_delete_through_the_sdk(manager: PaymentManager) -> None:
     listed = manager.list_payment_sessions(user_id=USER)
     assert session_id in [s["paymentSessionId"] for s in listed["paymentSessions"]]
     manager.delete_payment_session(session_id, user_id=USER)
+
+
+def test_sdk_pays_an_mpp_challenge_and_gets_the_credential_for_it(
+    manager: PaymentManager,
+) -> None:
+    instrument_id = _wallet(manager)
+    session_id = _session(manager, "1.00")
+    paid = manager.generate_payment_header(
+        payment_instrument_id=instrument_id,
+        payment_session_id=session_id,
+        payment_required_request=mpp_challenge("0.25", challenge_id="ch-42"),
+        user_id=USER,
+    )
+    scheme, _, token = paid["Authorization"].partition(" ")
+    assert scheme == "Payment"
+    credential = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    assert credential["challenge"]["id"] == "ch-42"
+    assert _available(manager, session_id) == Decimal("0.75")  # debited once
+
+
+@pytest.mark.parametrize(("version", "header"), [(1, "X-PAYMENT"), (2, "PAYMENT-SIGNATURE")])
+def test_sdk_signs_upto_for_the_ceiling_with_a_permit2_allowance(
+    manager: PaymentManager, version: int, header: str
+) -> None:
+    instrument_id = _wallet(manager)
+    session_id = _session(manager, "1.00")
+    paid = manager.generate_payment_header(
+        payment_instrument_id=instrument_id,
+        payment_session_id=session_id,
+        payment_required_request=x402_challenge("0.30", version=version, scheme="upto"),  # type: ignore[arg-type]
+        user_id=USER,
+        permit2_allowance_limit="1000000",
+    )
+    signed = json.loads(base64.b64decode(paid[header]))
+    assert signed["payload"]["permit2Authorization"]["permitted"]["amount"] == "300000"
+    assert _available(manager, session_id) == Decimal("0.70")
+
+
+def test_sdk_reads_a_wallet_balance_and_deletes_the_wallet(
+    manager: PaymentManager, emulator: PaymentsEmulator
+) -> None:
+    instrument_id = _wallet(manager)
+    emulator.fund(instrument_id, "3.00", chain="BASE")
+    balance = manager.get_payment_instrument_balance(
+        payment_connector_id=CONNECTOR,
+        payment_instrument_id=instrument_id,
+        chain="BASE",
+        token="USDC",
+        user_id=USER,
+    )
+    assert balance["tokenBalance"]["amount"] == "3000000"
+    deleted = manager.delete_payment_instrument(instrument_id, CONNECTOR, user_id=USER)
+    assert deleted["status"] == "DELETED"
+    with pytest.raises(PaymentInstrumentNotFound):
+        manager.delete_payment_instrument(instrument_id, CONNECTOR, user_id=USER)
+    with pytest.raises(PaymentInstrumentNotFound):
+        manager.get_payment_instrument(instrument_id, user_id=USER)

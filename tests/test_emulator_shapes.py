@@ -14,12 +14,14 @@ from spendguard.emulator._model import OPERATIONS, service_model
 from spendguard.emulator._validation import collect
 
 WALLET = {"embeddedCryptoWallet": {"network": "SOLANA", "linkedAccounts": []}}
+CONNECTOR = "emulator-connector-0123456789"  # the connector of the emulator's own wallets
 
 
 def _calls(session: PaymentSessionFixture) -> dict[str, Callable[[], Any]]:
     c, arn, user = session.client, session.arn, session.user_id
     ids = {"paymentManagerArn": arn, "userId": user}
     sid = {**ids, "paymentSessionId": session.session_id}
+    wallet = {**ids, "paymentConnectorId": CONNECTOR, "paymentInstrumentId": session.instrument_id}
     return {
         "CreatePaymentSession": lambda: c.create_payment_session(
             **ids,
@@ -47,6 +49,17 @@ def _calls(session: PaymentSessionFixture) -> dict[str, Callable[[], Any]]:
             paymentManagerArn=arn, userId=user
         ),
         "DeletePaymentSession": lambda: c.delete_payment_session(**sid),
+        "GetPaymentInstrumentBalance": lambda: c.get_payment_instrument_balance(
+            **wallet, chain="BASE", token="USDC"
+        ),
+        "DeletePaymentInstrument": lambda: c.delete_payment_instrument(**wallet),
+        "GetResourcePaymentToken": lambda: c.get_resource_payment_token(
+            workloadIdentityToken="workload-token",
+            resourceCredentialProviderName="my-cdp-provider",
+            paymentTokenRequest={
+                "coinbaseCdpTokenRequest": {"requestMethod": "POST", "requestPath": "/v2/x"}
+            },
+        ),
     }
 
 

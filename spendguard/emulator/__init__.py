@@ -11,6 +11,7 @@ over HTTP through ``endpoint_url=`` or ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE``::
 """
 
 from spendguard.emulator._emulator import (
+    DEFAULT_CONNECTOR_ID,
     DEFAULT_MANAGER_ARN,
     ENDPOINT_ENV_VAR,
     EmulatorSession,
@@ -20,12 +21,14 @@ from spendguard.emulator._faults import Fault, Faults
 from spendguard.emulator._validation import response_problems
 from spendguard.emulator._x402 import (
     atomic_units,
+    mpp_challenge,
     x402_accept,
     x402_challenge,
     x402_payment_input,
 )
 
 __all__ = [
+    "DEFAULT_CONNECTOR_ID",
     "DEFAULT_MANAGER_ARN",
     "ENDPOINT_ENV_VAR",
     "EmulatorSession",
@@ -33,6 +36,7 @@ __all__ = [
     "Faults",
     "PaymentsEmulator",
     "atomic_units",
+    "mpp_challenge",
     "response_problems",
     "x402_accept",
     "x402_challenge",

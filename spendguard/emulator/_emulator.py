@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -16,9 +17,10 @@ from botocore.config import Config
 
 from spendguard._errors import InvalidArgumentError
 from spendguard.emulator._app import App, TimestampFormat
+from spendguard.emulator._call import Env
 from spendguard.emulator._errors import ApiError
 from spendguard.emulator._faults import Faults
-from spendguard.emulator._handlers import Env
+from spendguard.emulator._instruments import CHAINS, address, atomic
 from spendguard.emulator._pricing import USDC_DECIMALS, parse_amount
 from spendguard.emulator._server import EmulatorServer
 from spendguard.emulator._state import (
@@ -38,6 +40,7 @@ DEFAULT_MANAGER_ARN = (
     "arn:aws:bedrock-agentcore:us-east-1:123456789012"
     ":payment-manager/spendguard-emulator-0123456789"
 )
+#: Payment connector of the wallets the emulator creates itself.
 DEFAULT_CONNECTOR_ID = "emulator-connector-0123456789"
 ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE"
 
@@ -61,6 +64,8 @@ class EmulatorSession:
         user_id: The user who owns the session (send it as ``userId``).
         payment_instrument_id: An ACTIVE wallet of the same user, for ProcessPayment.
         budget: The session's ``maxSpendAmount`` (None: no limit).
+        payment_connector_id: The wallet's connector (GetPaymentInstrumentBalance and
+            DeletePaymentInstrument name it).
     """
 
     payment_manager_arn: str
@@ -68,6 +73,7 @@ class EmulatorSession:
     user_id: str
     payment_instrument_id: str
     budget: Decimal | None
+    payment_connector_id: str = DEFAULT_CONNECTOR_ID
 
 
 class PaymentsEmulator:
@@ -249,7 +255,8 @@ class PaymentsEmulator:
     ) -> str:
         """Create an ACTIVE embedded wallet for ``user_id``; returns its instrument id."""
         instrument_id = new_id("payment-instrument-")
-        wallet = {"network": network, "linkedAccounts": [], "walletAddress": "0x" + "e" * 40}
+        seed = hashlib.sha256(instrument_id.encode()).hexdigest()
+        wallet = {"network": network, "linkedAccounts": [], "walletAddress": address(network, seed)}
         record = InstrumentRecord(
             instrument_id,
             payment_manager_arn,
@@ -261,6 +268,41 @@ class PaymentsEmulator:
         )
         self._app.env.store.add_instrument(record)
         return instrument_id
+
+    def fund(
+        self, payment_instrument_id: str, amount: str | Decimal, *, chain: str = "BASE_SEPOLIA"
+    ) -> Decimal:
+        """Add ``amount`` USDC to a wallet's balance on ``chain``, as a faucet would.
+
+        GetPaymentInstrumentBalance reports it; payments do not move it (nothing settles).
+
+        Args:
+            payment_instrument_id: The wallet.
+            amount: USDC to add, e.g. ``"5.00"``.
+            chain: A chain of the wallet's network (``BASE``, ``BASE_SEPOLIA`` or
+                ``ETHEREUM`` for ETHEREUM wallets; ``SOLANA`` or ``SOLANA_DEVNET``).
+
+        Returns:
+            The wallet's new balance on ``chain``.
+
+        Raises:
+            KeyError: When the instrument does not exist.
+            InvalidArgumentError: For a malformed amount, one finer than the asset's
+                decimals, or a chain of another network.
+        """
+        decimals = self._app.env.decimals
+        try:
+            units = atomic(parse_amount(str(amount), "amount"), decimals)
+        except (ApiError, ValueError) as exc:
+            raise InvalidArgumentError(str(exc), argument="amount") from exc
+        store = self._app.env.store
+        with store.lock:
+            record = store.instruments[payment_instrument_id]
+            if chain not in CHAINS.get(record.network, ()):
+                message = f"{chain} is not a chain of a {record.network} wallet"
+                raise InvalidArgumentError(message, argument="chain")
+            record.balances[chain] = record.balances.get(chain, 0) + units
+            return Decimal(record.balances[chain]).scaleb(-decimals, CONTEXT)
 
     def available(self, payment_session_id: str) -> Decimal | None:
         """What the server says is left in the session, as clients see it (None: no limit).

@@ -17,7 +17,7 @@ SERVICE_NAME = "bedrock-agentcore"
 #: The first botocore whose model has all the emulator serves (awsBillingX402 came last).
 MIN_BOTOCORE = "1.44.7"
 
-#: The operations the emulator serves.
+#: The operations the emulator serves: every payments operation of the data plane.
 OPERATIONS: tuple[str, ...] = (
     "CreatePaymentSession",
     "GetPaymentSession",
@@ -27,6 +27,9 @@ OPERATIONS: tuple[str, ...] = (
     "CreatePaymentInstrument",
     "GetPaymentInstrument",
     "ListPaymentInstruments",
+    "GetPaymentInstrumentBalance",
+    "DeletePaymentInstrument",
+    "GetResourcePaymentToken",
 )
 
 

@@ -100,7 +100,11 @@ class SessionRecord:
 
 @dataclass(slots=True)
 class InstrumentRecord:
-    """One payment instrument (an embedded crypto wallet)."""
+    """One payment instrument (an embedded crypto wallet).
+
+    ``balances`` holds the wallet's token balance per chain in atomic units, as
+    :meth:`~spendguard.emulator.PaymentsEmulator.fund` set it (nothing settles on chain).
+    """
 
     instrument_id: str
     arn: str
@@ -110,6 +114,8 @@ class InstrumentRecord:
     details: dict[str, object]
     created_at: float
     status: str = "ACTIVE"
+    updated_at: float | None = None
+    balances: dict[str, int] = field(default_factory=dict)
 
     @property
     def ident(self) -> str:
@@ -126,8 +132,19 @@ class InstrumentRecord:
             "paymentInstrumentType": self.instrument_type,
             "status": self.status,
             "createdAt": Instant(self.created_at),
-            "updatedAt": Instant(self.created_at),
+            "updatedAt": Instant(self.updated_at or self.created_at),
         }
+
+    @property
+    def network(self) -> str:
+        """The wallet's network (``ETHEREUM`` or ``SOLANA``)."""
+        wallet = self.details.get("embeddedCryptoWallet")
+        return str(wallet.get("network", "")) if isinstance(wallet, dict) else ""
+
+    def delete(self, now: float) -> None:
+        """Soft delete: the record stays, but gets and lists no longer see it."""
+        self.status = "DELETED"
+        self.updated_at = now
 
     def to_wire(self) -> dict[str, object]:
         """The ``PaymentInstrument`` shape."""
@@ -210,13 +227,15 @@ class Store:
         return _owned(found, arn, user_id, f"Payment session {session_id}")
 
     def instrument(self, arn: str, user_id: str, instrument_id: str) -> InstrumentRecord:
-        """The instrument, if ``user_id`` owns it under ``arn``.
+        """The instrument, if ``user_id`` owns it under ``arn`` and it is not deleted.
 
         Raises:
             ApiError: ResourceNotFoundException or AccessDeniedException.
         """
         with self.lock:
             found = self.instruments.get(instrument_id)
+        if found is not None and found.status == "DELETED":
+            found = None
         return _owned(found, arn, user_id, f"Payment instrument {instrument_id}")
 
     def add_session(self, record: SessionRecord) -> None:
@@ -240,9 +259,10 @@ class Store:
             return _mine(self.sessions.values(), arn, user_id)
 
     def instruments_of(self, arn: str, user_id: str) -> list[InstrumentRecord]:
-        """The user's instruments under ``arn``, oldest first."""
+        """The user's instruments under ``arn`` that are not deleted, oldest first."""
         with self.lock:
-            return _mine(self.instruments.values(), arn, user_id)
+            live = [r for r in self.instruments.values() if r.status != "DELETED"]
+            return _mine(live, arn, user_id)
 
 
 def _owned(found: _R | None, arn: str, user_id: str, what: str) -> _R:
