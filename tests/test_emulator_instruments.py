@@ -157,3 +157,15 @@ def test_a_deleted_instrument_is_not_found_again_and_pays_nothing(
         i["paymentInstrumentId"] for i in listed["paymentInstruments"]
     ]
     assert session.available() == Decimal("1.00")
+
+
+def test_the_aws_billing_instrument_is_not_a_wallet(payment_session: PaymentSessionFixture) -> None:
+    client = payment_session.client
+    billing = _wallet(payment_session, paymentInstrumentId="aws.agentcorepayments.awsbilling.v1")
+    for attempt in (
+        lambda: client.get_payment_instrument_balance(**billing, chain="BASE", token="USDC"),
+        lambda: client.delete_payment_instrument(**billing),
+    ):
+        with pytest.raises(ClientError) as info:
+            attempt()
+        assert _code(info) == ("ResourceNotFoundException", 404)
