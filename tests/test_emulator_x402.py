@@ -98,6 +98,14 @@ def test_exact_still_signs_an_eip3009_authorization(payment_session: PaymentSess
     assert authorization["value"] == "100000"
 
 
+def test_the_value_signed_is_the_value_debited(payment_session: PaymentSessionFixture) -> None:
+    payment = x402_payment_input("0.10", version=2)
+    payment["cryptoX402"]["payload"]["maxAmountRequired"] = "999999999"  # type: ignore[index]
+    payload = _pay(payment_session, payment)["paymentOutput"]["cryptoX402"]["payload"]
+    assert payload["authorization"]["value"] == "100000"  # v2 prices by amount only
+    assert payment_session.available() == Decimal("9.90")
+
+
 @pytest.mark.parametrize(
     ("scheme", "network"), [("upto", "SOLANA"), ("deferred", "ETHEREUM")], ids=["upto", "unknown"]
 )

@@ -78,19 +78,22 @@ def _accept(body: dict[str, object], member: str) -> dict[str, object]:
     return payload
 
 
-def _x402_price(body: dict[str, object], member: str, decimals: int) -> Decimal:
+def _x402_price(body: dict[str, object], member: str, decimals: int) -> tuple[Decimal, str]:
+    """The accept's price and its atomic units as signed (v1 ``maxAmountRequired``, else
+    ``amount``)."""
     accept = _accept(body, member)
     key = "maxAmountRequired" if str(body.get("version")) == "1" else "amount"
     if key not in accept:
         raise invalid(f"paymentInput.{member}.payload.{key}", "missing: the accept has no price")
-    return parse_atomic(accept[key], decimals, f"paymentInput.{member}.payload.{key}")
+    units = accept[key]
+    return parse_atomic(units, decimals, f"paymentInput.{member}.payload.{key}"), str(units)
 
 
 def _crypto_x402(
     body: dict[str, object], wallet: Wallet, decimals: int, now: float, seed: str
 ) -> Priced:
     accept = _accept(body, "cryptoX402")
-    amount = _x402_price(body, "cryptoX402", decimals)
+    amount, value = _x402_price(body, "cryptoX402", decimals)
     scheme = str(accept.get("scheme", "exact")).lower()
     field = "paymentInput.cryptoX402.payload.scheme"
     if scheme not in _SCHEMES:
@@ -100,7 +103,6 @@ def _crypto_x402(
     if "permit2AllowanceLimit" in body and scheme != "upto":
         field = "paymentInput.cryptoX402.permit2AllowanceLimit"
         raise invalid(field, "valid only for the upto scheme")
-    value = str(accept.get("maxAmountRequired", accept.get("amount")))
     window = (str(int(now) - 60), str(int(now) + _timeout_seconds(accept, "cryptoX402")))
     sign = _permit2 if scheme == "upto" else _eip3009
     payload = {"signature": "0x" + seed * 2 + "1b", **sign(accept, wallet, value, window, seed)}
@@ -178,7 +180,7 @@ def _aws_billing(body: dict[str, object], decimals: int, now: float) -> Priced:
     quote = extra.get("quoteToken") if isinstance(extra, dict) else None
     if not isinstance(quote, str) or not quote:
         raise invalid("paymentInput.awsBillingX402.payload.extra.quoteToken", "quote token missing")
-    amount = _x402_price(body, "awsBillingX402", decimals)
+    amount, value = _x402_price(body, "awsBillingX402", decimals)
     issued = int(now)
     claims: dict[str, object] = {
         "iss": ISSUER,
@@ -187,7 +189,7 @@ def _aws_billing(body: dict[str, object], decimals: int, now: float) -> Priced:
         "iat": issued,
         "exp": issued + _timeout_seconds(accept, "awsBillingX402"),
         "quoteTokenHash": b64url(hashlib.sha256(quote.encode()).digest()),
-        "amount": str(accept.get("maxAmountRequired", accept.get("amount"))),
+        "amount": value,
     }
     options = body.get("options")
     key = options.get("dpopJwk") if isinstance(options, dict) else None
