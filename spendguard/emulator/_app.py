@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +27,10 @@ from spendguard.emulator._validation import load_json, validate_request
 
 TimestampFormat = Literal["iso8601", "epoch"]
 logger = logging.getLogger("spendguard.emulator")
+#: How long a clientToken's reply is replayed, in seconds of the emulator's clock.
+REPLY_WINDOW = 3600.0
+#: Most clientToken replies kept; past it the oldest are forgotten.
+MAX_REPLIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,37 @@ class Response:
 
 
 @dataclass(slots=True)
+class ReplyWindow:
+    """Bounds the store's idempotency replies: ``window`` seconds and ``limit`` entries.
+
+    The store keeps a reply per clientToken for ever; this notes when each was stored (by
+    the emulator's clock) and forgets the oldest, under the store's lock. A token used again
+    after its reply was forgotten is a new request.
+    """
+
+    window: float = REPLY_WINDOW
+    limit: int = MAX_REPLIES
+    _stored: OrderedDict[tuple[str, str, str], float] = field(default_factory=OrderedDict)
+
+    def expire(self, store: Store, now: float) -> None:
+        """Forget replies older than the window, and the oldest past the limit."""
+        with store.lock:
+            while self._stored:
+                key, stored_at = next(iter(self._stored.items()))
+                if stored_at > now - self.window and len(self._stored) <= self.limit:
+                    return
+                del self._stored[key]
+                store.replies.pop(key, None)
+
+    def note(self, store: Store, key: tuple[str, str, str], now: float) -> None:
+        """Remember when the reply for ``key`` was stored (a replay keeps the first time)."""
+        with store.lock:
+            if key in store.replies and key not in self._stored:
+                self._stored[key] = now
+        self.expire(store, now)
+
+
+@dataclass(slots=True)
 class App:
     """The emulated service: state, faults, the clock and the wire format."""
 
@@ -48,6 +84,7 @@ class App:
     env: Env = field(default_factory=lambda: Env(Store()))
     faults: Faults = field(default_factory=Faults)
     stopping: threading.Event = field(default_factory=threading.Event)
+    replies: ReplyWindow = field(default_factory=ReplyWindow)
 
     def http_date(self) -> str:
         """The ``Date`` header value, from the emulator's clock (so skew can be simulated)."""
@@ -60,13 +97,24 @@ class App:
             params = _params(operation, headers, payload)
             validate_request(operation, params)
             call = Call(params, _user_id(params, headers), self.clock())
+            token = call.token(operation)
+            if token is not None:
+                self.replies.expire(self.env.store, call.now)
             result = HANDLERS[operation](self.env, call)
+            if token is not None:
+                self.replies.note(self.env.store, token, call.now)
         except ApiError as exc:
             return self.error(exc)
         except Exception:
             logger.exception("emulator: internal error serving %s", operation)
             return self.error(ApiError("InternalServerException", "Internal error", 500))
         return self.render(_model.success_status(operation), result)
+
+    def health(self) -> Response:
+        """``GET /health``: 200 ``{"status": "ok"}``; 503 ``"stopping"`` once it is stopping."""
+        if self.stopping.is_set():
+            return self.render(503, {"status": "stopping"})
+        return self.render(200, {"status": "ok"})
 
     def render(self, status: int, body: dict[str, object]) -> Response:
         """A JSON response with the model's timestamp format."""
