@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -32,10 +33,18 @@ from spendguard import (
 )
 
 if TYPE_CHECKING:
+    from spendguard.emulator import PaymentsEmulator
     from spendguard.types import PaymentSessionClient
 
 DEFAULT_PORT = 8787
-EXIT_ERROR, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_EXPIRED, EXIT_UNAVAILABLE = 1, 3, 4, 5, 6
+EXIT_ERROR, EXIT_USAGE, EXIT_DENIED, EXIT_NOT_FOUND, EXIT_EXPIRED, EXIT_UNAVAILABLE = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         help="also create a session with this USD budget and print its ids",
     )
     emu.add_argument("--user-id", default="user-1", help="owner of --create-session's session")
+    emu.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="start with the sessions and wallets this JSON or TOML file describes",
+    )
+    emu.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the shell `export` lines for --host/--port and exit (does not serve): "
+        'eval "$(spendguard emulator --print-env --port 8787)"',
+    )
 
     session = commands.add_parser("session", help="inspect a payment session")
     session_commands = session.add_subparsers(dest="session_command", required=True)
@@ -114,11 +134,29 @@ def _dispatch(args: argparse.Namespace) -> int:
     return demo_main(["--budget", args.budget])
 
 
-def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
-    from spendguard.emulator import ENDPOINT_ENV_VAR, PaymentsEmulator  # noqa: PLC0415
+class _Terminated(Exception):
+    """SIGTERM, raised in the main thread so it stops the emulator like Ctrl+C does."""
 
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from spendguard.emulator import PaymentsEmulator  # noqa: PLC0415
+    from spendguard.emulator._seed import Seed, apply_seed, read_seed  # noqa: PLC0415
+
+    if args.print_env:
+        return _print_env(args, out)
     try:
-        emulator = PaymentsEmulator(args.host, args.port).start()
+        seed = read_seed(args.seed) if args.seed else Seed()
+    except spendguard.InvalidArgumentError as exc:
+        print(f"spendguard: --seed {args.seed}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    emulator = PaymentsEmulator(args.host, args.port)
+    made = apply_seed(seed, emulator)
+    try:
+        emulator.start()
     except OSError as exc:
         print(
             f"spendguard: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
@@ -126,29 +164,60 @@ def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    previous = signal.signal(signal.SIGTERM, lambda *_: emulator.stop())
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        url = emulator.endpoint_url
-        print(f"spendguard emulator: AgentCore payments on {url}", file=out)
-        print(f"  export {ENDPOINT_ENV_VAR}={url}", file=out)
-        print("  (any AWS credentials work; region us-east-1)", file=out)
-        if args.create_session:
-            made = emulator.create_session(args.create_session, user_id=args.user_id)
-            print(f"  session {made.payment_session_id} with {made.budget} USD", file=out)
-            print(
-                f"  spendguard session show --endpoint-url {url} "
-                f"--payment-manager-arn {made.payment_manager_arn} "
-                f"--session-id {made.payment_session_id} --user-id {made.user_id}",
-                file=out,
-            )
-        print("Press Ctrl+C to stop.", file=out, flush=True)
+        _banner(args, emulator, made, out)
         emulator.wait()
-    except KeyboardInterrupt:
-        pass
+    except (KeyboardInterrupt, _Terminated):
+        print("spendguard emulator: stopping (finishing requests in flight)", file=out, flush=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM does not wait
         emulator.stop()
-        signal.signal(signal.SIGTERM, previous)
     print("spendguard emulator: stopped", file=out)
+    return 0
+
+
+def _banner(
+    args: argparse.Namespace, emulator: PaymentsEmulator, made: list[str], out: TextIO
+) -> None:
+    from spendguard.emulator import ENDPOINT_ENV_VAR  # noqa: PLC0415
+
+    url = emulator.endpoint_url
+    print(f"spendguard emulator: AgentCore payments on {url}", file=out)
+    print(f"  export {ENDPOINT_ENV_VAR}={url}", file=out)
+    print("  (any AWS credentials work; region us-east-1)", file=out)
+    for line in made:
+        print(f"  {line}", file=out)
+    if args.create_session:
+        session = emulator.create_session(args.create_session, user_id=args.user_id)
+        print(f"  session {session.payment_session_id} with {session.budget} USD", file=out)
+        print(
+            f"  spendguard session show --endpoint-url {url} "
+            f"--payment-manager-arn {session.payment_manager_arn} "
+            f"--session-id {session.payment_session_id} --user-id {session.user_id}",
+            file=out,
+        )
+    print("Press Ctrl+C to stop.", file=out, flush=True)
+
+
+def _print_env(args: argparse.Namespace, out: TextIO) -> int:
+    """The ``export`` lines a shell needs to send boto3 to an emulator on --host/--port."""
+    from spendguard.emulator import ENDPOINT_ENV_VAR  # noqa: PLC0415
+
+    if args.port == 0:
+        print("spendguard: --print-env needs the --port the emulator will use", file=sys.stderr)
+        return EXIT_USAGE
+    # Clients of an emulator on every interface reach it on loopback.
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(args.host, args.host)
+    host = f"[{host}]" if ":" in host else host
+    exports = {
+        ENDPOINT_ENV_VAR: f"http://{host}:{args.port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "emulator",
+        "AWS_SECRET_ACCESS_KEY": "emulator",
+    }
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}", file=out)
     return 0
 
 
