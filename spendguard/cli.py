@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     emu.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     emu.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=32,
+        help="threads for answers that must wait, e.g. injected delays (default %(default)s)",
+    )
+    emu.add_argument(
         "--create-session",
         metavar="BUDGET",
         type=_budget,
@@ -100,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
         "--budget", default="1.00", type=_budget, help="session budget in USD (default 1.00)"
     )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _budget(text: str) -> str:
@@ -153,7 +169,7 @@ def _run_emulator(args: argparse.Namespace, out: TextIO) -> int:
     except spendguard.InvalidArgumentError as exc:
         print(f"spendguard: --seed {args.seed}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    emulator = PaymentsEmulator(args.host, args.port)
+    emulator = PaymentsEmulator(args.host, args.port, workers=args.workers)
     made = apply_seed(seed, emulator)
     try:
         emulator.start()

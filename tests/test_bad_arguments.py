@@ -186,3 +186,19 @@ def test_adapter_arguments() -> None:
         with pytest.raises(SpendGuardError) as info:
             SpendGuardPreSignPolicy(make(), **kwargs)  # type: ignore[arg-type]
         assert isinstance(info.value, ValueError)
+
+
+def test_emulator_workers_must_be_positive() -> None:
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(InvalidArgumentError):
+            PaymentsEmulator(workers=workers)  # type: ignore[arg-type]
+    with PaymentsEmulator(workers=1) as emulator:
+        made = emulator.create_session("1.00")
+        assert (
+            emulator.client().get_payment_session(
+                paymentManagerArn=made.payment_manager_arn,
+                paymentSessionId=made.payment_session_id,
+                userId=made.user_id,
+            )["paymentSession"]["paymentSessionId"]
+            == made.payment_session_id
+        )

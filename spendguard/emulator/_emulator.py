@@ -22,7 +22,7 @@ from spendguard.emulator._errors import ApiError
 from spendguard.emulator._faults import Faults
 from spendguard.emulator._instruments import CHAINS, address, atomic
 from spendguard.emulator._pricing import USDC_DECIMALS, parse_amount
-from spendguard.emulator._server import EmulatorServer
+from spendguard.emulator._server import WORKERS, EmulatorServer
 from spendguard.emulator._state import (
     CONTEXT,
     InstrumentRecord,
@@ -108,8 +108,18 @@ class PaymentsEmulator:
         timestamp_format: TimestampFormat = "iso8601",
         asset_decimals: int = USDC_DECIMALS,
         max_body: int = 1024 * 1024,
+        workers: int = WORKERS,
     ) -> None:
-        """Configure the emulator; nothing listens until :meth:`start`."""
+        """Configure the emulator; nothing listens until :meth:`start`.
+
+        ``workers`` bounds the threads that answer requests which must wait (an injected
+        delay, a client not reading its replies); idle connections never hold one.
+        """
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidArgumentError(
+                f"workers must be an int of at least 1, got {workers!r}", argument="workers"
+            )
+        self._workers = workers
         self._clock = clock
         self._offset = 0.0
         self._host, self._port = host, port
@@ -134,7 +144,9 @@ class PaymentsEmulator:
         """Bind and serve in a background thread; returns ``self``."""
         if self._server is None:
             self._app.stopping.clear()
-            self._server = EmulatorServer((self._host, self._port), self._app)
+            self._server = EmulatorServer(
+                (self._host, self._port), self._app, workers=self._workers
+            )
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},  # so stop() returns quickly
