@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,38 +206,13 @@ def _langchain_model(responses: Sequence[Any]) -> Any:
 
 
 def _strands_model(turns: Sequence[Sequence[tuple[str, dict[str, Any]]] | str]) -> Any:
-    from strands.models import Model  # noqa: PLC0415
+    from strands_model import ScriptedModel  # noqa: PLC0415 - Strands only when asked
 
-    class ScriptedStrandsModel(Model):
-        """Streams Converse-style events: each turn is tool calls or a final text."""
-
-        def __init__(self) -> None:
-            self.turns = list(turns)
-
-        def update_config(self, **model_config: Any) -> None:
-            pass
-
-        def get_config(self) -> Any:
-            return {}
-
-        def structured_output(self, *args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError
-
-        async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            turn = self.turns.pop(0)
-            yield {"messageStart": {"role": "assistant"}}
-            if isinstance(turn, str):
-                yield {"contentBlockStart": {"start": {}}}
-                yield {"contentBlockDelta": {"delta": {"text": turn}}}
-                yield {"contentBlockStop": {}}
-                yield {"messageStop": {"stopReason": "end_turn"}}
-                return
-            for n, (name, tool_input) in enumerate(turn, 1):
-                start = {"toolUse": {"toolUseId": f"call-{n}", "name": name}}
-                yield {"contentBlockStart": {"start": start}}
-                delta = {"toolUse": {"input": json.dumps(tool_input)}}
-                yield {"contentBlockDelta": {"delta": delta}}
-                yield {"contentBlockStop": {}}
-            yield {"messageStop": {"stopReason": "tool_use"}}
-
-    return ScriptedStrandsModel()
+    return ScriptedModel(
+        [
+            turn
+            if isinstance(turn, str)
+            else [(f"call-{n}", name, tool_input) for n, (name, tool_input) in enumerate(turn, 1)]
+            for turn in turns
+        ]
+    )

@@ -6,7 +6,7 @@ emulator and retries with the payment header, or is refused when the payment is 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from bedrock_agentcore.payments.integrations.config import AgentCorePaymentsPlug
 from bedrock_agentcore.payments.integrations.strands import AgentCorePaymentsPlugin
 from conftest import PaymentSessionFixture
 from strands import Agent
-from strands.models import Model
+from strands_model import ScriptedModel
 
 from spendguard import BudgetExceededError
 from spendguard.emulator import DEFAULT_CONNECTOR_ID, mpp_challenge, x402_challenge
@@ -27,41 +27,6 @@ CHALLENGES = {  # each asks 0.25 USD
     "x402 v2": x402_challenge("0.25", version=2),
     "MPP": mpp_challenge("0.25", challenge_id="ch-1"),
 }
-
-
-class ScriptedModel(Model):
-    """Streams Converse-style events: each turn is either tool calls or a final text."""
-
-    def __init__(self, turns: Sequence[Sequence[Call] | str]) -> None:
-        self.turns = list(turns)
-
-    def update_config(self, **model_config: Any) -> None:
-        pass
-
-    def get_config(self) -> Any:
-        return {}
-
-    def structured_output(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        turn = self.turns.pop(0) if self.turns else "done"
-        yield {"messageStart": {"role": "assistant"}}
-        if isinstance(turn, str):
-            yield {"contentBlockStart": {"start": {}}}
-            yield {"contentBlockDelta": {"delta": {"text": turn}}}
-            yield {"contentBlockStop": {}}
-            yield {"messageStop": {"stopReason": "end_turn"}}
-            return
-        for tool_use_id, name, tool_input in turn:
-            yield {
-                "contentBlockStart": {
-                    "start": {"toolUse": {"toolUseId": tool_use_id, "name": name}}
-                }
-            }
-            yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(tool_input)}}}}
-            yield {"contentBlockStop": {}}
-        yield {"messageStop": {"stopReason": "tool_use"}}
 
 
 @pytest.fixture

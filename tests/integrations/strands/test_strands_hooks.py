@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,52 +17,13 @@ from strands.hooks import (
     HookProvider,
     HookRegistry,
 )
-from strands.models import Model
 from strands.tools.executors import ConcurrentToolExecutor, SequentialToolExecutor
 from strands.types.interrupt import InterruptResponseContent
+from strands_model import Call, ScriptedModel
 
 from spendguard import NothingSpentError, SpendGuard
 from spendguard.pricing import Blocked, Pricing, from_argument
 from spendguard_strands import SpendGuardHooks
-
-Call = tuple[str, str, dict[str, Any]]  # toolUseId, tool name, input
-
-
-class ScriptedModel(Model):
-    """Streams Converse-style events: each turn is either tool calls or a final text."""
-
-    def __init__(self, turns: Sequence[Sequence[Call] | str]) -> None:
-        self.turns = list(turns)
-        self.prompts: list[Any] = []
-
-    def update_config(self, **model_config: Any) -> None:
-        pass
-
-    def get_config(self) -> Any:
-        return {}
-
-    def structured_output(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        self.prompts.append(list(messages))
-        turn = self.turns.pop(0)
-        yield {"messageStart": {"role": "assistant"}}
-        if isinstance(turn, str):
-            yield {"contentBlockStart": {"start": {}}}
-            yield {"contentBlockDelta": {"delta": {"text": turn}}}
-            yield {"contentBlockStop": {}}
-            yield {"messageStop": {"stopReason": "end_turn"}}
-            return
-        for tool_use_id, name, tool_input in turn:
-            yield {
-                "contentBlockStart": {
-                    "start": {"toolUse": {"toolUseId": tool_use_id, "name": name}}
-                }
-            }
-            yield {"contentBlockDelta": {"delta": {"toolUse": {"input": json.dumps(tool_input)}}}}
-            yield {"contentBlockStop": {}}
-        yield {"messageStop": {"stopReason": "tool_use"}}
 
 
 def tool_results(agent: Agent) -> dict[str, dict[str, Any]]:
