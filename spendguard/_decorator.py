@@ -39,13 +39,17 @@ def charges(
     price = _pricer(cost, guard.currency)
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        tool = getattr(func, "__name__", None)
         if inspect.iscoroutinefunction(func):
             afunc: Callable[P, Coroutine[Any, Any, Any]] = func
 
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 async with guard.areserve(
-                    price(*args, **kwargs), settlement=settlement, release_on=release_on
+                    price(*args, **kwargs),
+                    settlement=settlement,
+                    release_on=release_on,
+                    tool=tool,
                 ):
                     return await afunc(*args, **kwargs)
 
@@ -54,7 +58,7 @@ def charges(
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             with guard.reserve(
-                price(*args, **kwargs), settlement=settlement, release_on=release_on
+                price(*args, **kwargs), settlement=settlement, release_on=release_on, tool=tool
             ):
                 return func(*args, **kwargs)
 

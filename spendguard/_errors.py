@@ -3,7 +3,7 @@
 Every error the library raises derives from :class:`SpendGuardError`; errors about a value the
 caller passed also derive from :class:`ValueError`::
 
-    SpendGuardError                        .session_id, .model_message
+    SpendGuardError                        .session_id, .model_message, .rule
     ├── InvalidArgumentError(ValueError)   .argument: a caller's argument is unacceptable
     │   ├── InvalidAmountError             .value
     │   └── CurrencyMismatchError          .expected, .actual
@@ -67,6 +67,9 @@ class SpendGuardError(Exception):
 
     #: Why the call is blocked, in words a model may read; subclasses refine it.
     _model_reason = "the spend guard could not approve it"
+    #: The rule that refused the call, a stable code for logs, metrics and audit records
+    #: (``"session_limit"``, ``"session_expired"``, ``"pricing"``, ...).
+    rule: str = "error"
 
     def __init__(self, message: str, *, session_id: str | None = None) -> None:
         super().__init__(message)
@@ -84,6 +87,8 @@ class InvalidArgumentError(SpendGuardError, ValueError):
     Attributes:
         argument: The parameter's name, when one is concerned.
     """
+
+    rule = "invalid_argument"
 
     def __init__(
         self, message: str, *, argument: str | None = None, session_id: str | None = None
@@ -132,6 +137,8 @@ class PricingError(SpendGuardError):
         tool_name: The tool whose price rule failed.
     """
 
+    rule = "pricing"
+
     def __init__(self, message: str, *, tool_name: str) -> None:
         super().__init__(message)
         self.tool_name = tool_name
@@ -153,7 +160,14 @@ class BudgetExceededError(SpendGuardError):
         currency: The currency of both.
     """
 
-    def __init__(self, requested: Money, available: Money, *, session_id: str) -> None:
+    def __init__(
+        self,
+        requested: Money,
+        available: Money,
+        *,
+        session_id: str,
+        rule: str = "session_limit",
+    ) -> None:
         super().__init__(
             f"Payment blocked by spend limit: this call costs {requested} but only "
             f"{available} is left in payment session {session_id}. Do not retry this call; "
@@ -163,6 +177,7 @@ class BudgetExceededError(SpendGuardError):
         self.requested = requested
         self.available = available
         self.currency = requested.currency
+        self.rule = rule
 
     @property
     def model_message(self) -> str:
@@ -180,6 +195,8 @@ class SessionExpiredError(SpendGuardError):
     Attributes:
         expires_at: When the session expires, timezone-aware UTC.
     """
+
+    rule = "session_expired"
 
     def __init__(self, expires_at: datetime, *, session_id: str) -> None:
         super().__init__(
@@ -202,6 +219,7 @@ class SessionError(SpendGuardError):
     """The payment session could not be read; the guard blocks until it can."""
 
     _model_reason = "the payment budget could not be checked right now"
+    rule = "session_unavailable"
 
 
 class SessionConfigurationError(SessionError):
@@ -242,6 +260,8 @@ class MalformedSessionError(SessionError, ValueError):
 class HoldStateError(SpendGuardError):
     """A hold was used against its state, e.g. committing more than was held."""
 
+    rule = "hold_state"
+
 
 class NothingSpentError(SpendGuardError):
     """Raise it (or a subclass) from a guarded call to say that it failed before spending.
@@ -258,6 +278,7 @@ class LedgerUnavailableError(SpendGuardError):
     """The shared ledger could not be reached; the guard blocks until it is back."""
 
     _model_reason = "the payment budget could not be checked right now"
+    rule = "ledger_unavailable"
 
 
 class LedgerDataLostError(LedgerUnavailableError):

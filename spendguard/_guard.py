@@ -221,20 +221,25 @@ class SpendGuard:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _decide(self, snap: SessionSnapshot, money: Money) -> Decision:
+    def _decide(self, snap: SessionSnapshot, money: Money, tool: str | None = None) -> Decision:
         now = self._timer()
         sid = self.payment_session_id
         if self._expired(snap, now):
-            return Decision(False, money, Money.zero(self._currency), sid, snap.expires_at)
+            zero = Money.zero(self._currency)
+            return Decision(False, money, zero, sid, snap.expires_at, "session_expired", tool)
         totals = self._totals(snap, now)
         available = _trusted(totals.effective, self._currency)
-        return Decision(money <= available, money, available, sid)
+        allowed = money <= available
+        return Decision(
+            allowed, money, available, sid, None, None if allowed else "session_limit", tool
+        )
 
-    def check(self, amount: Amount) -> Decision:
+    def check(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Say whether ``amount`` fits now, without holding anything.
 
         Args:
             amount: The proposed charge.
+            tool: The tool (or action) the charge is for, recorded on the decision.
 
         Returns:
             The decision, with what is effectively available.
@@ -244,12 +249,12 @@ class SpendGuard:
             SessionError: The session could not be read (the caller should block).
         """
         money = Money.of(amount, self._currency)
-        return self._decide(self._session(), money)
+        return self._decide(self._session(), money, tool)
 
-    async def acheck(self, amount: Amount) -> Decision:
+    async def acheck(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Async :meth:`check`; the session is read in a worker thread when stale."""
         money = Money.of(amount, self._currency)
-        return await self._offload(self._decide, await self._asession(), money)
+        return await self._offload(self._decide, await self._asession(), money, tool)
 
     # -- holds ---------------------------------------------------------------------------
 
@@ -259,6 +264,7 @@ class SpendGuard:
         money: Money,
         settlement: Settlement | None,
         release_on: ReleaseOn = (),
+        tool: str | None = None,
     ) -> Hold:
         kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
@@ -275,7 +281,7 @@ class SpendGuard:
         # The payment cannot have happened before the hold: a view updated after this time
         # (less the skew tolerance) may show it.
         evidence = snap.server_now(now) - self._freshness.skew_tolerance
-        return Hold(self, hold_id, money, kind, evidence, release_on)
+        return Hold(self, hold_id, money, kind, evidence, release_on, tool)
 
     def reserve(
         self,
@@ -283,6 +289,7 @@ class SpendGuard:
         *,
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
+        tool: str | None = None,
     ) -> Hold:
         """Hold ``amount`` for a call about to run.
 
@@ -292,6 +299,7 @@ class SpendGuard:
             release_on: Exception types that, raised inside the hold's ``with`` block, mean
                 the call spent nothing (the hold is released). Any other exception keeps the
                 charge, since the paid action may have happened before it.
+            tool: The tool (or action) the charge is for, kept on the hold.
 
         Returns:
             The hold; use it as a context manager or settle it explicitly.
@@ -304,7 +312,9 @@ class SpendGuard:
             LedgerUnavailableError: A shared ledger could not be reached.
         """
         money = Money.of(amount, self._currency)
-        return self._hold(self._session(), money, settlement, check_release_on(release_on))
+        release_on = check_release_on(release_on)
+        tool = _tool(tool)
+        return self._hold(self._session(), money, settlement, release_on, tool)
 
     def areserve(
         self,
@@ -312,6 +322,7 @@ class SpendGuard:
         *,
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
+        tool: str | None = None,
     ) -> Reservation:
         """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
 
@@ -322,18 +333,24 @@ class SpendGuard:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
-        return Reservation(self._areserve(money, settlement, check_release_on(release_on)))
+        return Reservation(
+            self._areserve(money, settlement, check_release_on(release_on), _tool(tool))
+        )
 
     async def _areserve(
-        self, money: Money, settlement: Settlement | None, release_on: ReleaseOn
+        self,
+        money: Money,
+        settlement: Settlement | None,
+        release_on: ReleaseOn,
+        tool: str | None,
     ) -> Hold:
         snap = await self._asession()
         if self._local_ledger:
-            return self._hold(snap, money, settlement, release_on)
+            return self._hold(snap, money, settlement, release_on, tool)
         claim = _Claim()
 
         def hold_unless_cancelled() -> Hold:
-            hold = self._hold(snap, money, settlement, release_on)
+            hold = self._hold(snap, money, settlement, release_on, tool)
             if not claim.deliver(hold):
                 _release_quietly(hold)
             return hold
@@ -434,6 +451,10 @@ class SpendGuard:
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+def _tool(tool: str | None) -> str | None:
+    return None if tool is None else check_text("tool", tool)
 
 
 def _check_callables(**functions: object) -> None:

@@ -36,6 +36,7 @@ class Hold:
         amount: The amount held.
         settlement: ``"session"`` or ``"external"``, see :class:`SpendGuard`.
         release_on: Exception types that mean the call spent nothing.
+        tool: The tool (or action) the hold is for, when one was named.
     """
 
     __slots__ = (
@@ -47,6 +48,7 @@ class Hold:
         "id",
         "release_on",
         "settlement",
+        "tool",
     )
 
     def __init__(
@@ -57,6 +59,7 @@ class Hold:
         settlement: Settlement,
         evidence: float,
         release_on: ReleaseOn = (),
+        tool: str | None = None,
     ) -> None:
         self._guard = guard
         self._lock = threading.Lock()
@@ -66,6 +69,7 @@ class Hold:
         self.amount = amount
         self.settlement = settlement
         self.release_on = release_on
+        self.tool = tool
 
     @property
     def state(self) -> HoldState:

@@ -21,6 +21,9 @@ class Decision:
         available: What was effectively available.
         session_id: The payment session.
         expired_at: When the session expired, if that is why the charge does not fit.
+        rule: The code of the rule that refuses the charge (``"session_limit"``,
+            ``"session_expired"``, ...), None when it is allowed.
+        tool: The tool the charge was asked for, when one was named.
     """
 
     allowed: bool
@@ -28,6 +31,8 @@ class Decision:
     available: Money
     session_id: str
     expired_at: datetime | None = None
+    rule: str | None = None
+    tool: str | None = None
 
     @property
     def reason(self) -> str:

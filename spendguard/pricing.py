@@ -216,6 +216,7 @@ def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
             "spendguard_event": "blocked",
             "spendguard_tool": tool_name,
             "spendguard_reason": type(error).__name__,
+            "spendguard_rule": error.rule,
             "spendguard_session_id": error.session_id,
         },
     )
@@ -257,7 +258,7 @@ def admit(
         price = _charge(pricing, tool_name, arguments)
         if price is None:
             return None
-        return guard.reserve(price, settlement=settlement, release_on=release_on)
+        return guard.reserve(price, settlement=settlement, release_on=release_on, tool=tool_name)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
 
@@ -276,7 +277,9 @@ async def aadmit(
         price = _charge(pricing, tool_name, arguments)
         if price is None:
             return None
-        return await guard.areserve(price, settlement=settlement, release_on=release_on)
+        return await guard.areserve(
+            price, settlement=settlement, release_on=release_on, tool=tool_name
+        )
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
 

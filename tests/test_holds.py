@@ -16,6 +16,7 @@ from spendguard import (
     BudgetExceededError,
     HoldStateError,
     InvalidAmountError,
+    InvalidArgumentError,
     Money,
     NothingSpentError,
     SpendGuard,
@@ -270,3 +271,19 @@ def test_concurrent_random_sequences_never_exceed_the_budget(
     assert not errors
     snap = guard.snapshot()
     assert snap.held.amount + snap.committed_unreflected.amount <= budget
+
+
+def test_every_refusal_names_its_rule_and_the_tool() -> None:
+    clock = Clock()
+    guard = make("1.00", clock=clock)
+    assert guard.check("0.50", tool="buy").rule is None
+    refused = guard.check("2.00", tool="buy")
+    assert (refused.allowed, refused.rule, refused.tool) == (False, "session_limit", "buy")
+    hold = guard.reserve("0.40", tool="buy")
+    assert hold.tool == "buy"
+    with pytest.raises(BudgetExceededError) as info:
+        guard.reserve("0.70", tool="buy")
+    assert info.value.rule == "session_limit"
+    with pytest.raises(InvalidArgumentError):
+        guard.reserve("0.10", tool="")
+    assert guard.snapshot().held == Money.of("0.40")
