@@ -21,6 +21,7 @@ from spendguard._errors import (
     InvalidArgumentError,
     LedgerUnavailableError,
     SessionExpiredError,
+    SessionFrozenError,
     SpendGuardError,
 )
 from spendguard._hold import Hold, ReleaseOn, Reservation
@@ -216,6 +217,13 @@ class SpendGuard:
         with self._ledger_boundary:
             return self._ledger.totals(self._key, snap.view, now)
 
+    def _frozen(self) -> bool:
+        is_frozen = getattr(self._ledger, "is_frozen", None)  # optional for custom ledgers
+        if is_frozen is None:
+            return False
+        with self._ledger_boundary:
+            return bool(is_frozen(self._key))
+
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
         return now >= snap.expires_mono - self._freshness.expiry_margin
 
@@ -229,6 +237,8 @@ class SpendGuard:
             return Decision(False, money, zero, sid, snap.expires_at, "session_expired", tool)
         totals = self._totals(snap, now)
         available = _trusted(totals.effective, self._currency)
+        if self._frozen():
+            return Decision(False, money, available, sid, None, SessionFrozenError.rule, tool)
         allowed = money <= available
         return Decision(
             allowed, money, available, sid, None, None if allowed else "session_limit", tool
@@ -273,7 +283,7 @@ class SpendGuard:
         hold_id = f"{self._token}-{next(self._ids)}"
         with self._ledger_boundary:
             granted, totals = self._ledger.reserve(
-                self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+                self._key, hold_id, money.amount, snap.view, kind, self._lease, now, tool=tool
             )
         if not granted:
             available = _trusted(totals.effective, self._currency)
@@ -308,6 +318,7 @@ class SpendGuard:
             InvalidAmountError: ``amount`` is not a valid amount.
             BudgetExceededError: The amount does not fit.
             SessionExpiredError: The session has expired.
+            SessionFrozenError: An operator froze the session.
             SessionError: The session could not be read.
             LedgerUnavailableError: A shared ledger could not be reached.
         """
@@ -476,7 +487,7 @@ class _LedgerBoundary:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, LedgerUnavailableError) and exc.session_id is None:
+        if isinstance(exc, (LedgerUnavailableError, SessionFrozenError)) and exc.session_id is None:
             exc.session_id = self._session_id
 
 
