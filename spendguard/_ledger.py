@@ -21,6 +21,13 @@ ledger (Redis) implements the same :class:`Ledger` protocol and the same rules:
 * **Freeze**: an operator may freeze a session; a reserve then raises
   :class:`~spendguard._errors.SessionFrozenError` in the same atomic step that would hold.
 
+**Policies** (:mod:`spendguard.policies`) are checked in the same atomic step as the hold, by
+:meth:`InMemoryLedger.admit` (and ``RedisLedger.admit``): a per-tool cap counts the tool's
+open holds and commits; a rolling window counts every hold granted within its last
+``seconds`` (its amount while held, its actual once committed, nothing once released, the full
+amount once lapsed). Soft thresholds are marked in the book when crossed, so each fires once
+for every process sharing the ledger.
+
 Reconciliation (evidence that the server absorbed a ``"session"`` charge): the ledger keeps a
 baseline ``B`` of the server's spent total (``max - available``), starting at the first view.
 For a view newer than any seen, with spent total ``S`` and update time ``U``, the pending
@@ -46,13 +53,19 @@ from spendguard._fork import track_for_fork
 from spendguard._money import CONTEXT
 
 __all__ = [
+    "NO_LIMITS",
+    "Admission",
     "HoldInfo",
     "InMemoryLedger",
     "Ledger",
     "LedgerTotals",
+    "Limits",
+    "Mark",
     "OperatorLedger",
+    "PolicyLedger",
     "ServerView",
     "Settlement",
+    "WindowLimit",
 ]
 
 Settlement = Literal["session", "external"]
@@ -214,13 +227,101 @@ class OperatorLedger(Ledger, Protocol):
         ...  # pragma: no cover
 
 
+class WindowLimit(NamedTuple):
+    """One rolling window a charge must fit in: at most ``amount`` and ``calls`` calls within
+    the last ``seconds`` (either may be None), over every tool or only ``tool``."""
+
+    seconds: float
+    amount: Decimal | None
+    calls: int | None
+    tool: str | None
+
+
+class Mark(NamedTuple):
+    """A soft threshold: ``name`` fires once when a granted hold brings the session's
+    effective availability down to ``at`` or below (``kind="session"``), or the call's tool's
+    use up to ``at`` or above (``kind="tool"``)."""
+
+    name: str
+    kind: Literal["session", "tool"]
+    at: Decimal
+
+
+class Limits(NamedTuple):
+    """What the policies ask of one charge, resolved for its tool.
+
+    Attributes:
+        tool: The charge's tool (its use is counted per tool), or None.
+        cap: The most the tool may use in the session (holds and commits), or None.
+        windows: The rolling windows the charge must fit in.
+        marks: The soft thresholds to fire when crossed.
+        horizon: The longest window of the policies, in seconds (0: none); calls are kept
+            that long.
+    """
+
+    tool: str | None
+    cap: Decimal | None
+    windows: tuple[WindowLimit, ...]
+    marks: tuple[Mark, ...]
+    horizon: float
+
+
+#: No policy at all: :meth:`InMemoryLedger.admit` then decides as ``reserve`` does.
+NO_LIMITS = Limits(None, None, (), (), 0.0)
+
+
+class Admission(NamedTuple):
+    """The answer of :meth:`PolicyLedger.admit`.
+
+    Attributes:
+        granted: Whether the hold was granted (never, for a probe).
+        totals: The totals before the hold.
+        rule: The rule that refused it (``"session_limit"``, ``"tool_cap"``,
+            ``"window_amount"``, ``"window_count"``), None when it fits.
+        room: What is left under that rule (calls left, for ``"window_count"``); the
+            effective availability when it fits.
+        window: The index in ``limits.windows`` of the window that refused it, else None.
+        fired: The names of the marks this hold crossed first.
+    """
+
+    granted: bool
+    totals: LedgerTotals
+    rule: str | None
+    room: Decimal
+    window: int | None
+    fired: tuple[str, ...]
+
+
+class PolicyLedger(Ledger, Protocol):
+    """A ledger that also checks policies atomically with the hold."""
+
+    def admit(
+        self,
+        key: str,
+        hold_id: str,
+        amount: Decimal,
+        view: ServerView,
+        settlement: Settlement,
+        lease_seconds: float,
+        now: float,
+        limits: Limits,
+        *,
+        probe: bool = False,
+    ) -> Admission:
+        """Observe ``view``, then hold ``amount`` if it fits the session and ``limits``.
+
+        With ``probe``, decide the same way but hold nothing and fire no mark.
+        """
+        ...  # pragma: no cover
+
+
 @dataclass(slots=True)
 class _Hold:
     amount: Decimal
     settlement: Settlement
     deadline: float
-    created: float
-    tool: str | None
+    tool: str | None = None
+    created: float = 0.0
 
     def info(self, hold_id: str, now: float) -> HoldInfo:
         left = max(0.0, self.deadline - now)
@@ -230,9 +331,17 @@ class _Hold:
 @dataclass(frozen=True, slots=True)
 class _Settled:
     outcome: _Outcome
-    amount: Decimal  # what was held
-    settlement: Settlement
+    hold: _Hold  # as it was held
     until: float  # forgotten after this time
+
+
+@dataclass(slots=True)
+class _Call:
+    """A granted call, kept for the rolling windows."""
+
+    at: float
+    tool: str | None
+    amount: Decimal
 
 
 @dataclass(slots=True)
@@ -245,6 +354,10 @@ class _Book:
     unreflected: Decimal = _ZERO
     external: Decimal = _ZERO
     next_deadline: float = float("inf")
+    tools: dict[str, Decimal] = field(default_factory=dict)
+    calls: dict[str, _Call] = field(default_factory=dict)
+    fired: set[str] = field(default_factory=set)
+    horizon: float = 0.0
     settled: dict[str, _Settled] = field(default_factory=dict)
     forget_at: list[tuple[float, str]] = field(default_factory=list)  # a heap
 
@@ -297,11 +410,11 @@ class _Book:
         self.next_deadline = min((h.deadline for h in self.holds.values()), default=float("inf"))
 
     def settle(self, hold_id: str, outcome: _Outcome, now: float) -> _Hold:
-        """Close an open hold and remember how, for a lease's length."""
+        """Close an open hold and remember how, for its lease (at least a minute)."""
         hold = self.holds.pop(hold_id)
         self.held = CONTEXT.subtract(self.held, hold.amount)
         until = now + max(hold.deadline - hold.created, _MEMORY)
-        self.settled[hold_id] = _Settled(outcome, hold.amount, hold.settlement, until)
+        self.settled[hold_id] = _Settled(outcome, hold, until)
         heapq.heappush(self.forget_at, (until, hold_id))
         return hold
 
@@ -317,6 +430,66 @@ class _Book:
 
     def totals(self) -> LedgerTotals:
         return LedgerTotals(self.view.available, self.held, self.unreflected, self.external)
+
+    def judge(
+        self, amount: Decimal, room: Decimal, limits: Limits, now: float
+    ) -> tuple[str | None, Decimal, int | None]:
+        if amount > room:
+            return "session_limit", room, None
+        if limits.cap is not None and limits.tool is not None:
+            left = CONTEXT.subtract(limits.cap, self.tools.get(limits.tool, _ZERO))
+            if amount > left:
+                return "tool_cap", max(_ZERO, left), None
+        for index, window in enumerate(limits.windows):
+            spent, count = self.window(window, now)
+            if window.amount is not None:
+                left = CONTEXT.subtract(window.amount, spent)
+                if amount > left:
+                    return "window_amount", max(_ZERO, left), index
+            if window.calls is not None and count >= window.calls:
+                return "window_count", _ZERO, index
+        return None, room, None
+
+    def window(self, window: WindowLimit, now: float) -> tuple[Decimal, int]:
+        start, spent, count = now - window.seconds, _ZERO, 0
+        for call in self.calls.values():
+            if call.at > start and (window.tool is None or call.tool == window.tool):
+                spent = CONTEXT.add(spent, call.amount)
+                count += 1
+        return spent, count
+
+    def forget(self, now: float, horizon: float) -> None:
+        # Calls are kept in the order granted; the oldest leave once past every window.
+        start = now - horizon
+        for hold_id, call in list(self.calls.items()):
+            if call.at > start:
+                break
+            del self.calls[hold_id]
+
+    def fire(self, limits: Limits) -> tuple[str, ...]:
+        fired: list[str] = []
+        for mark in limits.marks:
+            if mark.name in self.fired:
+                continue
+            if mark.kind == "session":
+                crossed = self.totals().effective <= mark.at
+            else:
+                crossed = self.tools.get(limits.tool or "", _ZERO) >= mark.at
+            if crossed:
+                self.fired.add(mark.name)
+                fired.append(mark.name)
+        return tuple(fired)
+
+    def use(self, hold_id: str, hold: _Hold, actual: Decimal | None) -> None:
+        """A hold settled: committed for ``actual``, or released (None), which gives its
+        share of the tool's cap and of the windows back."""
+        if hold.tool is not None:
+            used = CONTEXT.subtract(self.tools.get(hold.tool, _ZERO), hold.amount)
+            self.tools[hold.tool] = CONTEXT.add(used, actual or _ZERO)
+        if actual is None:
+            self.calls.pop(hold_id, None)
+        elif hold_id in self.calls:
+            self.calls[hold_id].amount = actual
 
 
 def _frozen(key: str) -> SessionFrozenError:
@@ -365,27 +538,62 @@ class InMemoryLedger:
         tool: str | None = None,
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`Ledger.reserve`."""
+        limits = NO_LIMITS if tool is None else NO_LIMITS._replace(tool=tool)
+        admission = self.admit(key, hold_id, amount, view, settlement, lease_seconds, now, limits)
+        return admission.granted, admission.totals
+
+    def admit(
+        self,
+        key: str,
+        hold_id: str,
+        amount: Decimal,
+        view: ServerView,
+        settlement: Settlement,
+        lease_seconds: float,
+        now: float,
+        limits: Limits,
+        *,
+        probe: bool = False,
+    ) -> Admission:
+        """See :meth:`PolicyLedger.admit`; windows are measured on ``now``."""
         if amount < 0 or not amount.is_finite():
             raise InvalidAmountError(f"cannot hold {amount}", value=amount)
         with self._lock:
             book = self._book(key, view, now)
+            if limits.horizon:
+                # Guards sharing the book may have different windows: keep the longest.
+                book.horizon = max(book.horizon, limits.horizon)
+                book.forget(now, book.horizon)
             totals = book.totals()
-            known = book.holds.get(hold_id) or book.settled.get(hold_id)
+            known = None if probe else self._known(book, hold_id)
             if known is not None:  # a retry: answer as the first time, never hold twice
                 if known.amount != amount:
-                    return False, totals
+                    return Admission(False, totals, "hold_exists", _ZERO, None, ())
                 if hold_id in book.holds:
                     totals = totals._replace(held=CONTEXT.subtract(totals.held, amount))
-                return True, totals
+                return Admission(True, totals, None, totals.effective, None, ())
             if key in self._frozen:
                 raise _frozen(key)
-            if amount > totals.effective:
-                return False, totals
+            rule, room, window = book.judge(amount, totals.effective, limits, now)
+            if probe or rule is not None:
+                return Admission(False, totals, rule, room, window, ())
             deadline = now + lease_seconds
-            book.holds[hold_id] = _Hold(amount, settlement, deadline, now, tool)
+            book.holds[hold_id] = _Hold(amount, settlement, deadline, limits.tool, now)
             book.held = CONTEXT.add(book.held, amount)
             book.next_deadline = min(book.next_deadline, deadline)
-            return True, totals
+            if limits.tool is not None:
+                book.tools[limits.tool] = CONTEXT.add(book.tools.get(limits.tool, _ZERO), amount)
+            if limits.horizon:
+                book.calls[hold_id] = _Call(now, limits.tool, amount)
+            return Admission(True, totals, None, room, None, book.fire(limits))
+
+    @staticmethod
+    def _known(book: _Book, hold_id: str) -> _Hold | None:
+        """The hold ``hold_id`` if it is open or was settled lately."""
+        if hold_id in book.holds:
+            return book.holds[hold_id]
+        done = book.settled.get(hold_id)
+        return None if done is None else done.hold
 
     def commit(
         self, key: str, hold_id: str, actual: Decimal, evidence_time: float, now: float
@@ -398,29 +606,31 @@ class InMemoryLedger:
             book.lapse(now)
             hold = book.holds.get(hold_id)
             if hold is None:
-                return self._commit_settled(book, hold_id, actual, evidence_time, now)
+                return self._commit_settled(book, hold_id, actual, evidence_time)
             if actual > hold.amount or actual < 0:
                 raise InvalidAmountError(
                     f"cannot commit {actual}: the hold is {hold.amount}", value=actual
                 )
             book.settle(hold_id, "committed", now)
+            book.use(hold_id, hold, actual)
             book.charge(actual, hold.settlement, evidence_time)
             return True
 
     @staticmethod
-    def _commit_settled(
-        book: _Book, hold_id: str, actual: Decimal, evidence_time: float, now: float
-    ) -> bool:
+    def _commit_settled(book: _Book, hold_id: str, actual: Decimal, evidence_time: float) -> bool:
         done = book.settled.get(hold_id)
         if done is None or done.outcome not in ("committed", "dropped"):
             return False
         if done.outcome == "dropped":  # an operator said "not spent"; the call says it was
-            if actual > done.amount or actual < 0:
+            hold = done.hold
+            if actual > hold.amount or actual < 0:
                 raise InvalidAmountError(
-                    f"cannot commit {actual}: the hold was {done.amount}", value=actual
+                    f"cannot commit {actual}: the hold was {hold.amount}", value=actual
                 )
-            book.settled[hold_id] = _Settled("committed", done.amount, done.settlement, done.until)
-            book.charge(actual, done.settlement, evidence_time)
+            book.settled[hold_id] = _Settled("committed", hold, done.until)
+            # Its share of the tool's cap was given back when dropped: take ``actual`` again.
+            book.use(hold_id, _Hold(_ZERO, hold.settlement, hold.deadline, hold.tool), actual)
+            book.charge(actual, hold.settlement, evidence_time)
         return True
 
     def release(self, key: str, hold_id: str, now: float) -> bool:
@@ -431,7 +641,7 @@ class InMemoryLedger:
                 return False
             book.lapse(now)
             if hold_id in book.holds:
-                book.settle(hold_id, "released", now)
+                book.use(hold_id, book.settle(hold_id, "released", now), None)
                 return True
             done = book.settled.get(hold_id)
             return done is not None and done.outcome in ("released", "dropped")
@@ -469,8 +679,10 @@ class InMemoryLedger:
                 return None
             info = hold.info(hold_id, now)
             book.settle(hold_id, "charged" if charge else "dropped", now)
-            if charge:
+            if charge:  # as a lapse: spent in full, for the tool's cap and windows too
                 book.external = CONTEXT.add(book.external, hold.amount)
+            else:
+                book.use(hold_id, hold, None)
             return info
 
     def set_frozen(self, key: str, frozen: bool) -> bool:
