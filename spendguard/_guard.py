@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from spendguard._aws import check_aws_options, default_client
 from spendguard._cache import Freshness, SessionCache
@@ -28,6 +28,9 @@ from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
 from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
+
+if TYPE_CHECKING:
+    from spendguard.approval import Approvals
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 
@@ -265,15 +268,18 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Hold:
         kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
         if self._expired(snap, now):
             raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
+        # An explicit lease (a hold awaiting approval) never outlives the session.
+        lease = self._lease if lease is None else min(lease, snap.expires_mono - now)
         hold_id = f"{self._token}-{next(self._ids)}"
         with self._ledger_boundary:
             granted, totals = self._ledger.reserve(
-                self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+                self._key, hold_id, money.amount, snap.view, kind, lease, now
             )
         if not granted:
             available = _trusted(totals.effective, self._currency)
@@ -290,6 +296,7 @@ class SpendGuard:
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Hold:
         """Hold ``amount`` for a call about to run.
 
@@ -300,6 +307,9 @@ class SpendGuard:
                 the call spent nothing (the hold is released). Any other exception keeps the
                 charge, since the paid action may have happened before it.
             tool: The tool (or action) the charge is for, kept on the hold.
+            lease: Seconds after which this hold, if unsettled, lapses into a charge, instead
+                of the guard's ``hold_lease`` (e.g. the time a person has to approve it);
+                never past the session's expiry.
 
         Returns:
             The hold; use it as a context manager or settle it explicitly.
@@ -313,8 +323,8 @@ class SpendGuard:
         """
         money = Money.of(amount, self._currency)
         release_on = check_release_on(release_on)
-        tool = _tool(tool)
-        return self._hold(self._session(), money, settlement, release_on, tool)
+        tool, lease = _tool(tool), _lease(lease)
+        return self._hold(self._session(), money, settlement, release_on, tool, lease)
 
     def areserve(
         self,
@@ -323,6 +333,7 @@ class SpendGuard:
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Reservation:
         """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
 
@@ -333,9 +344,8 @@ class SpendGuard:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
-        return Reservation(
-            self._areserve(money, settlement, check_release_on(release_on), _tool(tool))
-        )
+        checked = (check_release_on(release_on), _tool(tool), _lease(lease))
+        return Reservation(self._areserve(money, settlement, *checked))
 
     async def _areserve(
         self,
@@ -343,14 +353,15 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn,
         tool: str | None,
+        lease: float | None = None,
     ) -> Hold:
         snap = await self._asession()
         if self._local_ledger:
-            return self._hold(snap, money, settlement, release_on, tool)
+            return self._hold(snap, money, settlement, release_on, tool, lease)
         claim = _Claim()
 
         def hold_unless_cancelled() -> Hold:
-            hold = self._hold(snap, money, settlement, release_on, tool)
+            hold = self._hold(snap, money, settlement, release_on, tool, lease)
             if not claim.deliver(hold):
                 _release_quietly(hold)
             return hold
@@ -430,6 +441,7 @@ class SpendGuard:
         *,
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
+        approvals: Approvals | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so every call is paid for from the budget.
 
@@ -443,11 +455,14 @@ class SpendGuard:
                 the amount.
             settlement: Settlement of these charges (default: the guard's).
             release_on: Exception types that mean the call spent nothing.
+            approvals: Ask a person (:class:`spendguard.approval.Approvals`) before a call
+                whose cost needs approval; the call's arguments are bound to the request. A
+                rejection releases the hold and raises ``ApprovalRejectedError``.
 
         Returns:
             A decorator that keeps the function's signature and metadata.
         """
-        return charges(self, cost, settlement, check_release_on(release_on))
+        return charges(self, cost, settlement, check_release_on(release_on), approvals)
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
@@ -455,6 +470,10 @@ class SpendGuard:
 
 def _tool(tool: str | None) -> str | None:
     return None if tool is None else check_text("tool", tool)
+
+
+def _lease(lease: float | None) -> float | None:
+    return None if lease is None else check_seconds("lease", lease)
 
 
 def _check_callables(**functions: object) -> None:
