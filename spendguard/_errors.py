@@ -11,6 +11,7 @@ caller passed also derive from :class:`ValueError`::
     ├── BudgetExceededError                .requested, .available, .currency
     │   └── PolicyViolationError           .tool, .limit, .window: a spend policy refused it
     ├── SessionExpiredError                .expires_at
+    ├── SessionFrozenError                 an operator froze the session
     ├── SessionError                       reading the payment session failed
     │   ├── SessionConfigurationError      no region, no credentials, unknown profile, no endpoint
     │   ├── SessionAccessDeniedError       AccessDeniedException, rejected credentials
@@ -20,6 +21,7 @@ caller passed also derive from :class:`ValueError`::
     │   └── MalformedSessionError(ValueError)  .field
     ├── HoldStateError                     a hold used against its state
     ├── NothingSpentError                  raised by YOUR code: the failed call spent nothing
+    ├── GuardResolutionError               no guard could be found for a call's run context
     └── LedgerUnavailableError             the shared ledger cannot be reached
         └── LedgerDataLostError            the shared ledger lost a session's book
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetExceededError",
     "CurrencyMismatchError",
+    "GuardResolutionError",
     "HoldStateError",
     "InvalidAmountError",
     "InvalidArgumentError",
@@ -53,6 +56,7 @@ __all__ = [
     "SessionConfigurationError",
     "SessionError",
     "SessionExpiredError",
+    "SessionFrozenError",
     "SessionNotFoundError",
     "SessionRequestError",
     "SessionUnavailableError",
@@ -289,6 +293,17 @@ class SessionExpiredError(SpendGuardError):
         )
 
 
+class SessionFrozenError(SpendGuardError):
+    """An operator froze the payment session: every guard of it blocks until it is unfrozen.
+
+    Raised by ``reserve`` (checked in the same atomic step as the hold); ``check`` answers
+    not allowed with the same rule.
+    """
+
+    _model_reason = "payments for this session are paused by an operator"
+    rule = "session_frozen"
+
+
 class SessionError(SpendGuardError):
     """The payment session could not be read; the guard blocks until it can."""
 
@@ -346,6 +361,18 @@ class NothingSpentError(SpendGuardError):
     exc``) or with the ``release_on`` exception types of the guard's decorator, context
     manager and adapters; the hold is then released.
     """
+
+
+class GuardResolutionError(SpendGuardError):
+    """No guard could be found for a call: the resolver an adapter was given raised, returned
+    None or returned something that is not a guard (a run without a payment session, say).
+
+    The call is blocked. ``str(error)`` names what went wrong for the operator's log; the
+    model is only told that no payment session is available.
+    """
+
+    _model_reason = "no payment session is available for this request"
+    rule = "session_unresolved"
 
 
 class LedgerUnavailableError(SpendGuardError):
