@@ -8,18 +8,22 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, ParamSpec, TypeVar
+from decimal import Decimal
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from spendguard._aws import check_aws_options, default_client
 from spendguard._cache import Freshness, SessionCache
 from spendguard._checks import check_release_on, check_seconds, check_settlement, check_text
 from spendguard._decorator import charges
+from spendguard._emit import CALL_KEY, Emitter, Recorder
 from spendguard._errors import (
     BudgetExceededError,
     InvalidArgumentError,
     LedgerUnavailableError,
+    SessionError,
     SessionExpiredError,
     SpendGuardError,
 )
@@ -28,6 +32,9 @@ from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
 from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
+
+if TYPE_CHECKING:
+    from spendguard.events import DecisionSink
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 
@@ -85,6 +92,9 @@ class SpendGuard:
         freshness: Cache lifetime rules.
         hold_lease: Seconds after which an unsettled hold lapses into a charge.
         currency: The session's currency (the service speaks USD).
+        sinks: Where decision records go (see :mod:`spendguard.events`); default one
+            :class:`~spendguard.events.LoggingSink`. A list replaces the default: add a
+            ``LoggingSink()`` to keep logging; ``[]`` records nothing.
 
     Raises:
         ValueError: An argument is empty or of the wrong kind.
@@ -108,6 +118,7 @@ class SpendGuard:
         freshness: Freshness | None = None,
         hold_lease: float = 900.0,
         currency: str = "USD",
+        sinks: Sequence[DecisionSink] | None = None,
     ) -> None:
         check_text("payment_manager_arn", payment_manager_arn)
         check_text("payment_session_id", payment_session_id)
@@ -154,6 +165,9 @@ class SpendGuard:
         self._ledger_boundary = _LedgerBoundary(payment_session_id)
         self._ids = itertools.count(1)
         self._token = secrets.token_hex(6)
+        self._rec = Recorder(Emitter(sinks), payment_session_id, currency, self._clock)
+        self._seen: SessionSnapshot | None = None  # the reading the ledger last observed
+        self._seen_lock = threading.Lock()
 
     @property
     def payment_session_id(self) -> str:
@@ -173,18 +187,27 @@ class SpendGuard:
         return self._client
 
     def _fetch(self) -> SessionSnapshot:
-        response, fetched_at, fetched_mono, date = fetch_session(
-            self._connect, self._request, self._clock, self._timer
-        )
-        return parse_session(
-            response,
-            session_id=self.payment_session_id,
-            currency=self._currency,
-            fetched_at=fetched_at,
-            server_date=date,
-            fetched_mono=fetched_mono,
-            skew_tolerance=self._freshness.skew_tolerance,
-        )
+        started = perf_counter()
+        try:
+            response, fetched_at, fetched_mono, date = fetch_session(
+                self._connect, self._request, self._clock, self._timer
+            )
+            snap = parse_session(
+                response,
+                session_id=self.payment_session_id,
+                currency=self._currency,
+                fetched_at=fetched_at,
+                server_date=date,
+                fetched_mono=fetched_mono,
+                skew_tolerance=self._freshness.skew_tolerance,
+            )
+        except SessionError as exc:
+            self._rec.session_failure(self._timer(), exc, perf_counter() - started)
+            raise
+        limit = None if snap.max_spend is None else snap.max_spend.amount
+        seconds = perf_counter() - started
+        self._rec.session_read(fetched_mono, snap.view.available, limit, seconds)
+        return snap
 
     def _session(self) -> SessionSnapshot:
         return self._cache.get_or_fill(self._fetch)
@@ -213,8 +236,25 @@ class SpendGuard:
         self._cache.put(self._fetch())
 
     def _totals(self, snap: SessionSnapshot, now: float) -> LedgerTotals:
+        if snap is not self._seen:
+            self._observe(snap, now)
         with self._ledger_boundary:
             return self._ledger.totals(self._key, snap.view, now)
+
+    def _observe(self, snap: SessionSnapshot, now: float) -> None:
+        """Show the ledger a new reading; record the session charges it absorbed, if any."""
+        if not self._rec.wants("reconciled"):
+            self._seen = snap
+            return
+        with self._seen_lock, self._ledger_boundary:
+            if snap is self._seen:
+                return
+            before = self._ledger.totals(self._key, None, now)
+            after = self._ledger.totals(self._key, snap.view, now)
+            self._seen = snap
+        absorbed = before.unreflected - after.unreflected
+        if absorbed > 0:
+            self._rec.reconciled(now, absorbed, after.available)
 
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
         return now >= snap.expires_mono - self._freshness.expiry_margin
@@ -224,15 +264,63 @@ class SpendGuard:
     def _decide(self, snap: SessionSnapshot, money: Money, tool: str | None = None) -> Decision:
         now = self._timer()
         sid = self.payment_session_id
+        limit = None if snap.max_spend is None else snap.max_spend.amount
         if self._expired(snap, now):
             zero = Money.zero(self._currency)
+            error = SessionExpiredError(snap.expires_at, session_id=sid)
+            self._rec.blocked(now, tool, error, money.amount, zero.amount, limit)
             return Decision(False, money, zero, sid, snap.expires_at, "session_expired", tool)
-        totals = self._totals(snap, now)
+        started = perf_counter() if self._rec.timing else None
+        try:
+            totals = self._totals(snap, now)
+        except LedgerUnavailableError as exc:
+            self._ledger_failed(now, "totals", exc, tool, money.amount)
+            raise
+        seconds = None if started is None else perf_counter() - started
         available = _trusted(totals.effective, self._currency)
-        allowed = money <= available
-        return Decision(
-            allowed, money, available, sid, None, None if allowed else "session_limit", tool
-        )
+        if money <= available:
+            self._rec.allowed(now, tool, money.amount, available.amount, limit, seconds)
+            return Decision(True, money, available, sid, None, None, tool)
+        refusal = BudgetExceededError(money, available, session_id=sid)
+        self._rec.blocked(now, tool, refusal, money.amount, available.amount, limit, seconds)
+        return Decision(False, money, available, sid, None, "session_limit", tool)
+
+    def _ledger_failed(
+        self,
+        now: float,
+        operation: str,
+        error: LedgerUnavailableError,
+        tool: str | None,
+        amount: Decimal | None,
+    ) -> None:
+        if error.session_id is None:
+            error.session_id = self.payment_session_id
+        self._rec.ledger_failure(now, operation, error, tool)
+        self._rec.blocked(now, tool, error, amount)
+
+    def _read(self, money: Money, tool: str | None) -> SessionSnapshot:
+        try:
+            return self._session()
+        except SessionError as exc:
+            self._rec.blocked(self._timer(), tool, exc, money.amount)
+            raise
+
+    async def _aread(self, money: Money, tool: str | None) -> SessionSnapshot:
+        try:
+            return await self._asession()
+        except SessionError as exc:
+            self._rec.blocked(self._timer(), tool, exc, money.amount)
+            raise
+
+    def _record_blocked(
+        self, tool: str | None, error: SpendGuardError, amount: Decimal | None = None
+    ) -> None:
+        """Record a call refused before it reached the guard (e.g. it could not be priced)."""
+        self._rec.blocked(self._timer(), tool, error, amount)
+
+    def _record_allowed(self, tool: str | None) -> None:
+        """Record a free call admitted without a hold."""
+        self._rec.allowed(self._timer(), tool, Decimal(0), None, None)
 
     def check(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Say whether ``amount`` fits now, without holding anything.
@@ -249,12 +337,12 @@ class SpendGuard:
             SessionError: The session could not be read (the caller should block).
         """
         money = Money.of(amount, self._currency)
-        return self._decide(self._session(), money, tool)
+        return self._decide(self._read(money, tool), money, tool)
 
     async def acheck(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Async :meth:`check`; the session is read in a worker thread when stale."""
         money = Money.of(amount, self._currency)
-        return await self._offload(self._decide, await self._asession(), money, tool)
+        return await self._offload(self._decide, await self._aread(money, tool), money, tool)
 
     # -- holds ---------------------------------------------------------------------------
 
@@ -268,20 +356,35 @@ class SpendGuard:
     ) -> Hold:
         kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
+        limit = None if snap.max_spend is None else snap.max_spend.amount
         if self._expired(snap, now):
-            raise SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
+            expired = SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
+            self._rec.blocked(now, tool, expired, money.amount, Decimal(0), limit)
+            raise expired
         hold_id = f"{self._token}-{next(self._ids)}"
-        with self._ledger_boundary:
-            granted, totals = self._ledger.reserve(
-                self._key, hold_id, money.amount, snap.view, kind, self._lease, now
-            )
+        started = perf_counter() if self._rec.timing else None
+        try:
+            if snap is not self._seen:
+                self._observe(snap, now)
+            with self._ledger_boundary:
+                granted, totals = self._ledger.reserve(
+                    self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+                )
+        except LedgerUnavailableError as exc:
+            self._ledger_failed(now, "reserve", exc, tool, money.amount)
+            raise
+        seconds = None if started is None else perf_counter() - started
         if not granted:
             available = _trusted(totals.effective, self._currency)
-            raise BudgetExceededError(money, available, session_id=self.payment_session_id)
+            refusal = BudgetExceededError(money, available, session_id=self.payment_session_id)
+            self._rec.blocked(now, tool, refusal, money.amount, totals.effective, limit, seconds)
+            raise refusal
         # The payment cannot have happened before the hold: a view updated after this time
         # (less the skew tolerance) may show it.
         evidence = snap.server_now(now) - self._freshness.skew_tolerance
-        return Hold(self, hold_id, money, kind, evidence, release_on, tool)
+        hold = Hold(self, hold_id, money, kind, evidence, release_on, tool, CALL_KEY.get())
+        self._rec.held(now, hold, totals.effective, limit, seconds)
+        return hold
 
     def reserve(
         self,
@@ -314,7 +417,7 @@ class SpendGuard:
         money = Money.of(amount, self._currency)
         release_on = check_release_on(release_on)
         tool = _tool(tool)
-        return self._hold(self._session(), money, settlement, release_on, tool)
+        return self._hold(self._read(money, tool), money, settlement, release_on, tool)
 
     def areserve(
         self,
@@ -344,7 +447,7 @@ class SpendGuard:
         release_on: ReleaseOn,
         tool: str | None,
     ) -> Hold:
-        snap = await self._asession()
+        snap = await self._aread(money, tool)
         if self._local_ledger:
             return self._hold(snap, money, settlement, release_on, tool)
         claim = _Claim()
@@ -370,20 +473,20 @@ class SpendGuard:
     def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
         now = self._timer()
         evidence = hold._evidence if receipt is None else _receipt_time(receipt)
-        with self._ledger_boundary:
-            if charge is None:
-                found = self._ledger.release(self._key, hold.id, now)
-            else:
-                found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
-        if not found:
-            _log.warning(
-                "hold %s of session %s was no longer in the ledger when settled: it lapsed, "
-                "and the ledger counts its full amount %s as spent (or the ledger lost its "
-                "data and was reopened since, and only the payment service's figures count it)",
-                hold.id,
-                self.payment_session_id,
-                hold.amount,
-            )
+        started = perf_counter() if self._rec.timing else None
+        try:
+            with self._ledger_boundary:
+                if charge is None:
+                    found = self._ledger.release(self._key, hold.id, now)
+                else:
+                    found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
+        except LedgerUnavailableError as exc:
+            self._rec.ledger_failure(now, "release" if charge is None else "commit", exc, hold.tool)
+            raise
+        seconds = None if started is None else perf_counter() - started
+        amount = None if charge is None else charge.amount
+        # A hold not found lapsed (its lease ran out): the ledger counts it spent in full.
+        self._rec.settled(now, hold, amount, found, seconds)
 
     # -- reporting -----------------------------------------------------------------------
 

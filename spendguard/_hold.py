@@ -37,6 +37,7 @@ class Hold:
         settlement: ``"session"`` or ``"external"``, see :class:`SpendGuard`.
         release_on: Exception types that mean the call spent nothing.
         tool: The tool (or action) the hold is for, when one was named.
+        call_key: The tool call, as the tool gate that admitted it keys it, if one did.
     """
 
     __slots__ = (
@@ -45,6 +46,7 @@ class Hold:
         "_lock",
         "_state",
         "amount",
+        "call_key",
         "id",
         "release_on",
         "settlement",
@@ -60,6 +62,7 @@ class Hold:
         evidence: float,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        call_key: str | None = None,
     ) -> None:
         self._guard = guard
         self._lock = threading.Lock()
@@ -70,6 +73,7 @@ class Hold:
         self.settlement = settlement
         self.release_on = release_on
         self.tool = tool
+        self.call_key = call_key
 
     @property
     def state(self) -> HoldState:

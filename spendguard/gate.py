@@ -19,11 +19,15 @@ run (a LangChain ``run_id``).
 from __future__ import annotations
 
 import functools
+import itertools
+import secrets
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from spendguard._checks import check_release_on, check_settlement
+from spendguard._emit import CALL_KEY
 from spendguard._errors import InvalidArgumentError
 from spendguard.pricing import Blocked, PriceRule, Pricing, aadmit, admit, settle
 
@@ -126,14 +130,18 @@ class ToolGate:
         """
         if self.held(key) is not None:
             return None
-        outcome = admit(
-            self.guard,
-            self.pricing,
-            tool_name,
-            arguments,
-            settlement=self.settlement,
-            release_on=self.release_on,
-        )
+        token = CALL_KEY.set(_key_text(key))
+        try:
+            outcome = admit(
+                self.guard,
+                self.pricing,
+                tool_name,
+                arguments,
+                settlement=self.settlement,
+                release_on=self.release_on,
+            )
+        finally:
+            CALL_KEY.reset(token)
         return self._record(key, outcome)
 
     async def aadmit(
@@ -142,14 +150,18 @@ class ToolGate:
         """Async :meth:`admit`; the session is read in a worker thread when stale."""
         if self.held(key) is not None:
             return None
-        outcome = await aadmit(
-            self.guard,
-            self.pricing,
-            tool_name,
-            arguments,
-            settlement=self.settlement,
-            release_on=self.release_on,
-        )
+        token = CALL_KEY.set(_key_text(key))
+        try:
+            outcome = await aadmit(
+                self.guard,
+                self.pricing,
+                tool_name,
+                arguments,
+                settlement=self.settlement,
+                release_on=self.release_on,
+            )
+        finally:
+            CALL_KEY.reset(token)
         return self._record(key, outcome)
 
     def _record(self, key: Hashable, outcome: Hold | Blocked | None) -> Blocked | None:
@@ -190,6 +202,18 @@ class ToolGate:
 
     def __repr__(self) -> str:
         return f"ToolGate({self.guard!r}, open_holds={len(self._holds)})"
+
+
+_CALL_PREFIX = secrets.token_hex(4)
+_CALLS = itertools.count(1)
+
+
+def _key_text(key: Hashable) -> str:
+    """The call key of decision records: the adapter's key when it is text or a run id, else
+    one made per admission (identity keys have no stable text)."""
+    if isinstance(key, (str, UUID, int)):
+        return str(key)
+    return f"call-{_CALL_PREFIX}-{next(_CALLS)}"
 
 
 def as_pricing(pricing: object) -> Pricing:

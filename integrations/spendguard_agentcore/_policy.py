@@ -115,7 +115,12 @@ class SpendGuardPreSignPolicy:
         """
         try:
             amount = self.price(payment_required_request)
-            self._guard.reserve(amount, settlement=self._settlement).commit()
+        except SpendGuardError as error:
+            self._guard._record_blocked(_POLICY, error)  # the guard records its own refusals
+            self._refuse(error)
+            return False
+        try:
+            self._guard.reserve(amount, settlement=self._settlement, tool=_POLICY).commit()
         except SpendGuardError as error:
             self._refuse(error)
             return False
