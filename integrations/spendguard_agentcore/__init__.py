@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - needs the package missing
         'spendguard_agentcore needs the AgentCore SDK: pip install "spendguard[agentcore]"'
     ) from exc
 
+from spendguard_agentcore._allowlist import Allowlists
 from spendguard_agentcore._challenge import (
     USDC_ASSETS,
     ChallengeError,
@@ -29,6 +30,7 @@ from spendguard_agentcore._policy import SpendGuardPreSignPolicy
 
 __all__ = [
     "USDC_ASSETS",
+    "Allowlists",
     "ChallengeError",
     "PaymentOption",
     "SpendGuardPreSignPolicy",

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import urlsplit
 
 from bedrock_agentcore.payments.constants import MPP_SUPPORTED_INTENT
 from bedrock_agentcore.payments.mpp import decode_challenge_request, extract_challenges
@@ -64,10 +65,27 @@ _MAX_DOLLARS = 10**12
 
 
 class ChallengeError(PricingError):
-    """A 402 challenge could not be priced (unknown asset, bad amount, unreadable shape)."""
+    """A 402 challenge was refused before signing: it could not be priced (bad amount,
+    unreadable shape), an option is not on an allowlist, or its x402 v1 body and v2 header
+    disagree.
 
-    def __init__(self, message: str) -> None:
+    Attributes:
+        rule: ``"pricing"``, ``"allowlist_asset"``, ``"allowlist_network"``,
+            ``"allowlist_pay_to"``, ``"allowlist_origin"`` or ``"challenge_mismatch"``.
+    """
+
+    def __init__(self, message: str, *, rule: str = "pricing", model_reason: str = "") -> None:
         super().__init__(message, tool_name=_POLICY)
+        self.rule = rule
+        self._model_reason = model_reason
+
+    @property
+    def model_message(self) -> str:
+        """Why the payment is blocked; an allowlist or mismatch refusal names no value (the
+        challenge's addresses and URLs are the payee's words, never shown to the model)."""
+        if not self._model_reason:
+            return super().model_message
+        return f"Payment blocked: {self._model_reason}. Do not retry this call."
 
 
 class _NotJson(Exception):
@@ -82,11 +100,20 @@ class PaymentOption:
         protocol: ``"x402"`` or ``"mpp"``.
         asset: The asset (x402 ``asset``, MPP ``currency``) as advertised.
         price: What the option costs, in US dollars.
+        network: The network as advertised (x402 ``network``, e.g. ``"base"`` in v1 and
+            ``"eip155:8453"`` in v2; for MPP ``"eip155:<chainId>"`` of an ``evm`` method),
+            None when the challenge names none.
+        pay_to: The recipient (x402 ``payTo``, MPP ``recipient``), None when absent.
+        origin: Where the challenge says the resource is: the origin of the x402
+            ``resource`` URL (``"https://host[:port]"``), or the MPP ``realm``; None when absent.
     """
 
     protocol: Literal["x402", "mpp"]
     asset: str
     price: Money
+    network: str | None = None
+    pay_to: str | None = None
+    origin: str | None = None
 
 
 def normalize_assets(assets: Mapping[str, int]) -> Mapping[str, int]:
@@ -145,23 +172,26 @@ def payment_options(request: object, assets: Mapping[str, int]) -> list[PaymentO
 
 def _mpp_options(request: dict[str, object], assets: Mapping[str, int]) -> list[PaymentOption]:
     options: list[PaymentOption] = []
-    for details in _charge_requests(request):
+    for challenge, details in _charge_requests(request):
         currency = details.get("currency")
         if not isinstance(currency, str):
             raise ChallengeError("an MPP challenge request has no currency")
         if "decimals" in details:
             _check_claimed_decimals(details["decimals"], currency, assets)
-        options.append(
-            PaymentOption("mpp", currency, _price(details.get("amount"), currency, assets))
-        )
+        price = _price(details.get("amount"), currency, assets)
+        network = _mpp_network(challenge.get("method"), details.get("methodDetails"))
+        pay_to, realm = _text(details.get("recipient")), _text(challenge.get("realm"))
+        options.append(PaymentOption("mpp", currency, price, network, pay_to, realm))
     return options
 
 
-def _charge_requests(request: dict[str, object]) -> list[dict[str, object]]:
-    """The decoded requests of the MPP challenges the SDK would pay (intent "charge")."""
+def _charge_requests(
+    request: dict[str, object],
+) -> list[tuple[Mapping[str, object], dict[str, object]]]:
+    """The MPP challenges the SDK would pay (intent "charge"), with their decoded requests."""
     try:  # the SDK's parser catches bad JSON but not JSON nested past the recursion limit
         return [
-            decode_challenge_request(challenge)
+            (challenge, decode_challenge_request(challenge))
             for challenge in extract_challenges(request)
             if str(challenge.get("intent", "")).strip().lower() == MPP_SUPPORTED_INTENT
         ]
@@ -169,21 +199,107 @@ def _charge_requests(request: dict[str, object]) -> list[dict[str, object]]:
         raise ChallengeError("an MPP challenge request is JSON nested too deeply to read") from exc
 
 
+def _mpp_network(method: object, details: object) -> str | None:
+    chain = details.get("chainId") if isinstance(details, Mapping) else None
+    if method == "evm" and type(chain) is int:
+        return f"eip155:{chain}"
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _check_claimed_decimals(claimed: object, currency: str, assets: Mapping[str, int]) -> None:
     decimals = _decimals(currency, assets)
     if type(claimed) is not int or claimed != decimals:
         raise ChallengeError(
             f"the MPP challenge says {currency[:80]!r} has decimals {_show(claimed)} but the "
-            f"allowlist says {decimals}, so its price is ambiguous"
+            f"allowlist says {decimals}, so its price is ambiguous",
+            model_reason="the payment request states decimals the allowlist disagrees with",
         )
 
 
 def _x402_options(
     request: Mapping[object, object], assets: Mapping[str, int]
 ) -> list[PaymentOption]:
-    payload = _x402_payload(request)
-    if payload is None:
+    header = _v2_header(request)
+    body = _x402_body(request)
+    if header is None and body is None:
         return []
+    # The SDK pays from the header when there is one, else from the body.
+    options = _priced_accepts(header if header is not None else body, assets)
+    if header is not None and body is not None:
+        _check_agreement(body, header)
+    return options
+
+
+def _check_agreement(body: Mapping[str, object], header: Mapping[str, object]) -> None:
+    """Refuse a challenge whose v1 body and v2 header offer the same option differently.
+
+    An option is the same when scheme and asset are (networks are named differently by v1
+    and v2); its amount and recipient must then agree.
+    """
+    in_body, in_header = _terms(body), _terms(header)
+    for option in in_body.keys() & in_header.keys():
+        if in_body[option] != in_header[option]:
+            raise ChallengeError(
+                "the x402 v1 body and the v2 Payment-Required header disagree about the "
+                "amount or recipient of the same payment option",
+                rule="challenge_mismatch",
+                model_reason="the payment request contradicts itself",
+            )
+
+
+def _terms(payload: Mapping[str, object]) -> dict[tuple[str, str], set[tuple[object, object]]]:
+    """(scheme, asset) -> every (atomic amount, recipient) offered for it."""
+    accepts = payload.get("accepts")
+    terms: dict[tuple[str, str], set[tuple[object, object]]] = {}
+    for accept in accepts if isinstance(accepts, list) else []:
+        if not isinstance(accept, Mapping) or not isinstance(accept.get("asset"), str):
+            continue
+        key = (str(accept.get("scheme", "")).lower(), address_key(str(accept["asset"])))
+        amounts = [_units(accept[k]) for k in ("maxAmountRequired", "amount") if k in accept]
+        pay_to = accept.get("payTo")
+        recipient = address_key(pay_to) if isinstance(pay_to, str) else _show(pay_to)
+        terms.setdefault(key, set()).add((_highest(amounts), recipient))
+    return terms
+
+
+def _highest(amounts: list[object]) -> object:
+    numbers = [amount for amount in amounts if type(amount) is int]
+    if numbers and len(numbers) == len(amounts):
+        return max(numbers)
+    return tuple(sorted(map(str, amounts)))
+
+
+def _units(value: object) -> object:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 100:
+        return int(value)
+    if type(value) is int:
+        return value
+    return _show(value)
+
+
+def origin(url: str) -> str | None:
+    """The origin ``scheme://host[:port]`` of a URL (lowercase, default port dropped), or
+    None when ``url`` is not an absolute http(s) URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    default = 443 if parts.scheme.lower() == "https" else 80
+    suffix = "" if port in (None, default) else f":{port}"
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{suffix}"
+
+
+def _priced_accepts(
+    payload: Mapping[str, object] | None, assets: Mapping[str, int]
+) -> list[PaymentOption]:
+    assert payload is not None
     accepts = payload.get("accepts")
     if not isinstance(accepts, list) or not accepts:
         raise ChallengeError("the x402 challenge has no list of accepted payments")
@@ -199,16 +315,22 @@ def _x402_options(
         if not amounts:
             raise ChallengeError("an x402 accepted payment has no amount")
         price = max(_price(units, asset, assets) for units in amounts)
-        options.append(PaymentOption("x402", asset, price))
+        network, pay_to = _text(accept.get("network")), _text(accept.get("payTo"))
+        origin = _origin_of(accept.get("resource", payload.get("resource")))
+        options.append(PaymentOption("x402", asset, price, network, pay_to, origin))
     return options
 
 
-def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | None:
+def _v2_header(request: Mapping[object, object]) -> Mapping[str, object] | None:
     headers = request.get("headers")
     if isinstance(headers, Mapping):
         for key, value in headers.items():
             if isinstance(key, str) and key.lower() == "payment-required":
                 return _decode_v2_header(value)  # the SDK reads the first such header only
+    return None
+
+
+def _x402_body(request: Mapping[object, object]) -> Mapping[str, object] | None:
     body = request.get("body")
     if isinstance(body, str | bytes):
         try:
@@ -218,6 +340,12 @@ def _x402_payload(request: Mapping[object, object]) -> Mapping[str, object] | No
     if not isinstance(body, Mapping) or not ("x402Version" in body or "accepts" in body):
         return None  # no x402 challenge (an MPP 402 carries its own body)
     return body
+
+
+def _origin_of(resource: object) -> str | None:
+    if isinstance(resource, Mapping):  # x402 v2: {"url": ...}
+        resource = resource.get("url")
+    return origin(resource) if isinstance(resource, str) else None
 
 
 def _decode_v2_header(value: object) -> Mapping[str, object]:
@@ -236,7 +364,11 @@ def _decode_v2_header(value: object) -> Mapping[str, object]:
 def _decimals(asset: str, assets: Mapping[str, int]) -> int:
     decimals = assets.get(_asset_key(asset))
     if decimals is None:
-        raise ChallengeError(f"asset {asset[:80]!r} is not on the allowlist, its value is unknown")
+        raise ChallengeError(
+            f"asset {asset[:80]!r} is not on the allowlist, its value is unknown",
+            rule="allowlist_asset",
+            model_reason="the payment request asks for an asset that is not allowed",
+        )
     return decimals
 
 
@@ -284,4 +416,9 @@ def _show(value: object) -> str:
 
 
 def _asset_key(asset: str) -> str:
-    return asset.lower() if asset[:2] in ("0x", "0X") else asset
+    return address_key(asset)
+
+
+def address_key(address: str) -> str:
+    """An address as compared: EVM ``0x`` addresses case-insensitively, others exactly."""
+    return address.lower() if address[:2] in ("0x", "0X") else address

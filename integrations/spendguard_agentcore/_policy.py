@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from spendguard import InvalidArgumentError, Money, Settlement, SpendGuard, SpendGuardError
 from spendguard.gate import OnBlocked
 from spendguard.pricing import Blocked
+from spendguard_agentcore._allowlist import Allowlists
 from spendguard_agentcore._challenge import (
     USDC_ASSETS,
     PaymentOption,
@@ -36,6 +37,13 @@ class SpendGuardPreSignPolicy:
     succeeded; an unknown asset, an unreadable challenge or a budget that does not fit returns
     ``False``, which the SDK turns into a ``PaymentError`` the model sees.
 
+    Allowlists (``assets`` always; ``networks``, ``pay_to`` and ``origins`` once given) deny by
+    default: every option the SDK might pay must be on each of them, since the SDK picks the
+    option after the policy answers. A challenge whose x402 v1 body and v2 header both offer
+    the same option (scheme and asset) with a different amount or recipient is refused too.
+    Each refusal carries a rule (``"allowlist_network"``, ``"challenge_mismatch"``, ...) on the
+    error given to ``on_blocked`` and in the log record.
+
     Amounts are scaled by the decimals in ``assets`` and nothing else. An MPP challenge may
     carry its own ``decimals``; if they differ from the allowlist's, the challenge is blocked
     rather than priced, because the service may charge by the challenge's figure (the local
@@ -54,9 +62,18 @@ class SpendGuardPreSignPolicy:
             the assets the agent may pay with, each worth one US dollar per unit. Default
             (``USDC_ASSETS``): USDC on Base, Ethereum, Arbitrum One, Optimism and Solana, plus
             Base Sepolia, Ethereum Sepolia and Solana devnet.
+        networks: Networks the agent may pay on, see :class:`Allowlists`; None: any.
+        pay_to: Recipients the agent may pay, see :class:`Allowlists`; None: any.
+        origins: Resource origins the agent may pay for, see :class:`Allowlists`; None: any.
         settlement: How the charge settles; ``"session"`` because ProcessPayment runs through
             the same payment session.
         on_blocked: Called with every refusal (for logging or metrics).
+
+    Raises:
+        InvalidArgumentError: An allowlist, ``settlement`` or ``on_blocked`` is invalid.
+
+    Attributes:
+        allowlists: The networks, recipients and origins allowed.
     """
 
     def __init__(
@@ -64,6 +81,9 @@ class SpendGuardPreSignPolicy:
         guard: SpendGuard,
         *,
         assets: Mapping[str, int] = USDC_ASSETS,
+        networks: Iterable[str] | None = None,
+        pay_to: Iterable[str] | None = None,
+        origins: Iterable[str] | None = None,
         settlement: Settlement = "session",
         on_blocked: OnBlocked | None = None,
     ) -> None:
@@ -78,6 +98,7 @@ class SpendGuardPreSignPolicy:
             )
         self._guard = guard
         self._assets = normalize_assets(assets)
+        self.allowlists = Allowlists(networks=networks, pay_to=pay_to, origins=origins)
         self._settlement: Settlement = settlement
         self._on_blocked = on_blocked
         self._lock = threading.Lock()
@@ -99,9 +120,11 @@ class SpendGuardPreSignPolicy:
             The price in US dollars.
 
         Raises:
-            ChallengeError: The request offers no option that can be priced.
+            ChallengeError: The request offers no option that can be priced, an option is
+                not allowed, or its x402 body and header disagree.
         """
         options: list[PaymentOption] = payment_options(payment_required_request, self._assets)
+        self.allowlists.check(options)
         return max(option.price for option in options)
 
     def __call__(self, payment_required_request: object) -> bool:
@@ -136,6 +159,7 @@ class SpendGuardPreSignPolicy:
                 "spendguard_event": "blocked",
                 "spendguard_tool": _POLICY,
                 "spendguard_reason": type(error).__name__,
+                "spendguard_rule": error.rule,
                 "spendguard_session_id": error.session_id,
             },
         )
