@@ -167,20 +167,21 @@ class Recorder:
     def held(
         self,
         now: float,
-        hold: Hold,
+        hold_id: str,
+        tool: str | None,
+        amount: Decimal,
+        settlement: str,
         available: Decimal,
         limit: Decimal | None,
         seconds: float | None,
     ) -> None:
         if self._emitter.wants("held"):
-            base = self._base(now, hold.tool, hold.id)
-            base["call_key"] = hold.call_key
             self._emitter.emit(
                 HeldRecord(
-                    **base,
-                    amount=format(hold.amount.amount, "f"),
+                    **self._base(now, tool, hold_id),
+                    amount=format(amount, "f"),
                     available=format(available, "f"),
-                    settlement=hold.settlement,
+                    settlement=settlement,
                     limit=_text(limit),
                     ledger_seconds=seconds,
                 )

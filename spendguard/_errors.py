@@ -9,6 +9,7 @@ caller passed also derive from :class:`ValueError`::
     │   └── CurrencyMismatchError          .expected, .actual
     ├── PricingError                       .tool_name
     ├── BudgetExceededError                .requested, .available, .currency
+    │   └── PolicyViolationError           .tool, .limit, .window: a spend policy refused it
     ├── SessionExpiredError                .expires_at
     ├── SessionError                       reading the payment session failed
     │   ├── SessionConfigurationError      no region, no credentials, unknown profile, no endpoint
@@ -46,6 +47,7 @@ __all__ = [
     "LedgerUnavailableError",
     "MalformedSessionError",
     "NothingSpentError",
+    "PolicyViolationError",
     "PricingError",
     "SessionAccessDeniedError",
     "SessionConfigurationError",
@@ -186,6 +188,78 @@ class BudgetExceededError(SpendGuardError):
             f"Payment blocked by spend limit: this call costs {self.requested} but only "
             f"{self.available} is left. Do not retry this call; choose a cheaper option or "
             "tell the user the budget is exhausted."
+        )
+
+
+_RULE_WORDS = {
+    "per_call_max": "the most one call{of_tool} may cost is {limit}",
+    "tool_cap": "{this_tool} may spend at most {limit} in this session and {available} is left",
+    "window_amount": "at most {limit} may be spent {per}{on_tool} and {available} is left now",
+    "window_count": "at most {limit} paid calls{of_tool} are allowed {per}",
+}
+
+
+def _per(seconds: float | None) -> str:
+    names = {1.0: "per second", 60.0: "per minute", 3600.0: "per hour", 86400.0: "per day"}
+    if seconds is None:
+        return ""
+    return names.get(seconds, f"per {seconds:g} seconds")
+
+
+class PolicyViolationError(BudgetExceededError):
+    """A spend policy refused the charge (see :mod:`spendguard.policies`).
+
+    Still a :class:`BudgetExceededError`, so code and adapters that block on it keep working;
+    :attr:`rule` says which policy fired: ``"per_call_max"``, ``"tool_cap"``,
+    ``"window_amount"`` or ``"window_count"``.
+
+    Attributes:
+        tool: The tool the charge was for, when one was named.
+        limit: The policy's limit: an amount, or a number of calls for ``"window_count"``.
+        window: The rolling window's length in seconds, for the window rules.
+    """
+
+    def __init__(
+        self,
+        requested: Money,
+        available: Money,
+        *,
+        session_id: str,
+        rule: str,
+        limit: Money | int,
+        tool: str | None = None,
+        window: float | None = None,
+    ) -> None:
+        super().__init__(requested, available, session_id=session_id, rule=rule)
+        self.tool = tool
+        self.limit = limit
+        self.window = window
+        # The operator's text names the tool and the session; the model's names neither.
+        self.args = (
+            f"Payment blocked by spend policy {rule} in payment session {session_id}"
+            f"{'' if tool is None else f' (tool {tool})'}: this call costs {requested} but "
+            f"{self._words(tool_name=tool)}.",
+        )
+
+    def _words(self, *, tool_name: str | None = None) -> str:
+        tool = self.tool is not None
+        named = f" {tool_name}" if tool_name else ""
+        return _RULE_WORDS.get(self.rule, "a spend policy does not allow it").format(
+            limit=self.limit,
+            available=self.available,
+            per=_per(self.window),
+            of_tool=f" of this tool{named}" if tool else "",
+            on_tool=f" on this tool{named}" if tool else "",
+            this_tool=f"this tool{named}" if tool else "this call",
+        )
+
+    @property
+    def model_message(self) -> str:
+        """Which policy refused the call, in words, and not to retry."""
+        return (
+            f"Payment blocked by spend policy: this call costs {self.requested} but "
+            f"{self._words()}. Do not retry this call; choose a cheaper option or tell the "
+            "user the spending policy does not allow it."
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import secrets
@@ -23,15 +24,17 @@ from spendguard._errors import (
     BudgetExceededError,
     InvalidArgumentError,
     LedgerUnavailableError,
+    PolicyViolationError,
     SessionError,
     SessionExpiredError,
     SpendGuardError,
 )
 from spendguard._hold import Hold, ReleaseOn, Reservation
-from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, Settlement
+from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, PolicyLedger, Settlement
 from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
+from spendguard.policies import Mode, Policies, ThresholdEvent, WouldBlock
 
 if TYPE_CHECKING:
     from spendguard.events import DecisionSink
@@ -41,6 +44,10 @@ __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 _log = logging.getLogger("spendguard")
 P = ParamSpec("P")
 R = TypeVar("R")
+# What shadow mode lets through: the refusals of enforcement, never a caller's bad argument.
+_Verdict = tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]
+_REFUSALS = (BudgetExceededError, SessionExpiredError, SessionError, LedgerUnavailableError)
+_SHADOW_KEPT = 1000
 
 
 def _wall_clock() -> float:
@@ -92,6 +99,15 @@ class SpendGuard:
         freshness: Cache lifetime rules.
         hold_lease: Seconds after which an unsettled hold lapses into a charge.
         currency: The session's currency (the service speaks USD).
+        policies: Spend policies every charge must also fit (per-call maximums, tool caps,
+            rolling windows, soft thresholds), see :mod:`spendguard.policies`. None (default):
+            the session limit alone. The ledger must implement ``admit`` (both of
+            spendguard's do).
+        mode: ``"enforce"`` (default) blocks what does not fit. ``"shadow"`` runs the same
+            checks, policies included, but never blocks: a charge that would be refused is
+            logged and recorded (:attr:`would_block`) and goes ahead, and the guard keeps its
+            own book (what enforcement would have held) apart from the session's, so it
+            holds nothing there.
         sinks: Where decision records go (see :mod:`spendguard.events`); default one
             :class:`~spendguard.events.LoggingSink`. A list replaces the default: add a
             ``LoggingSink()`` to keep logging; ``[]`` records nothing.
@@ -118,6 +134,8 @@ class SpendGuard:
         freshness: Freshness | None = None,
         hold_lease: float = 900.0,
         currency: str = "USD",
+        policies: Policies | None = None,
+        mode: Mode = "enforce",
         sinks: Sequence[DecisionSink] | None = None,
     ) -> None:
         check_text("payment_manager_arn", payment_manager_arn)
@@ -141,6 +159,7 @@ class SpendGuard:
                 f"freshness must be a Freshness, got {freshness!r}", argument="freshness"
             )
         Money.zero(currency)  # validates the code
+        _check_policies(policies, mode, ledger, currency)
         self._request = {
             "paymentManagerArn": payment_manager_arn,
             "paymentSessionId": payment_session_id,
@@ -162,6 +181,14 @@ class SpendGuard:
         self._lease = float(hold_lease)
         self._currency = currency
         self._key = f"{payment_manager_arn}/{payment_session_id}"
+        self._policies = policies
+        self._mode: Mode = mode
+        if mode == "shadow":
+            # Its own book: what enforcement would hold must not block enforcing guards.
+            self._key += "#shadow"
+        self._shadow_lock = threading.Lock()
+        self._would_block: collections.deque[WouldBlock] = collections.deque(maxlen=_SHADOW_KEPT)
+        self._would_block_counts: collections.Counter[str] = collections.Counter()
         self._ledger_boundary = _LedgerBoundary(payment_session_id)
         self._ids = itertools.count(1)
         self._token = secrets.token_hex(6)
@@ -178,6 +205,29 @@ class SpendGuard:
     def currency(self) -> str:
         """The session's currency."""
         return self._currency
+
+    @property
+    def mode(self) -> Mode:
+        """``"enforce"`` or ``"shadow"``."""
+        return self._mode
+
+    @property
+    def policies(self) -> Policies | None:
+        """The guard's spend policies, None when there are none."""
+        return self._policies
+
+    @property
+    def would_block(self) -> tuple[WouldBlock, ...]:
+        """In shadow mode, the latest charges (up to 1,000) it let through but would have
+        blocked, oldest first; see :attr:`would_block_counts` for every one."""
+        with self._shadow_lock:
+            return tuple(self._would_block)
+
+    @property
+    def would_block_counts(self) -> dict[str, int]:
+        """In shadow mode, how many charges each rule would have blocked."""
+        with self._shadow_lock:
+            return dict(self._would_block_counts)
 
     # -- reading the session -------------------------------------------------------------
 
@@ -261,29 +311,59 @@ class SpendGuard:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _decide(self, snap: SessionSnapshot, money: Money, tool: str | None = None) -> Decision:
-        now = self._timer()
+    def _judge(
+        self,
+        snap: SessionSnapshot,
+        money: Money,
+        tool: str | None,
+        now: float,
+        hold: tuple[str, Settlement] | None = None,
+    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
+        """The one decision of check (``hold`` None: nothing is held) and reserve (``hold``:
+        its id and settlement): the refusal if any, what is left under the deciding rule, and
+        the thresholds the hold crossed."""
         sid = self.payment_session_id
-        limit = None if snap.max_spend is None else snap.max_spend.amount
         if self._expired(snap, now):
-            zero = Money.zero(self._currency)
-            error = SessionExpiredError(snap.expires_at, session_id=sid)
-            self._rec.blocked(now, tool, error, money.amount, zero.amount, limit)
-            return Decision(False, money, zero, sid, snap.expires_at, "session_expired", tool)
+            expired = SessionExpiredError(snap.expires_at, session_id=sid)
+            verdict: _Verdict = (expired, Money.zero(self._currency), ())
+            self._record(now, tool, money, snap, hold, verdict, None)
+            return verdict
         started = perf_counter() if self._rec.timing else None
         try:
-            totals = self._totals(snap, now)
+            if snap is not self._seen:
+                self._observe(snap, now)
+            if self._policies is None:
+                verdict = self._judge_plain(money, snap, now, hold)
+            else:
+                verdict = self._judge_policies(self._policies, money, snap, tool, now, hold)
         except LedgerUnavailableError as exc:
-            self._ledger_failed(now, "totals", exc, tool, money.amount)
+            operation = "totals" if hold is None else "reserve"
+            self._ledger_failed(now, operation, exc, tool, money.amount)
             raise
         seconds = None if started is None else perf_counter() - started
-        available = _trusted(totals.effective, self._currency)
-        if money <= available:
-            self._rec.allowed(now, tool, money.amount, available.amount, limit, seconds)
-            return Decision(True, money, available, sid, None, None, tool)
-        refusal = BudgetExceededError(money, available, session_id=sid)
-        self._rec.blocked(now, tool, refusal, money.amount, available.amount, limit, seconds)
-        return Decision(False, money, available, sid, None, "session_limit", tool)
+        self._record(now, tool, money, snap, hold, verdict, seconds)
+        return verdict
+
+    def _record(
+        self,
+        now: float,
+        tool: str | None,
+        money: Money,
+        snap: SessionSnapshot,
+        hold: tuple[str, Settlement] | None,
+        verdict: _Verdict,
+        seconds: float | None,
+    ) -> None:
+        error, available, _ = verdict
+        limit = None if snap.max_spend is None else snap.max_spend.amount
+        rec = self._rec
+        if error is not None:
+            rec.blocked(now, tool, error, money.amount, available.amount, limit, seconds)
+        elif hold is None:
+            rec.allowed(now, tool, money.amount, available.amount, limit, seconds)
+        else:
+            hold_id, kind = hold
+            rec.held(now, hold_id, tool, money.amount, kind, available.amount, limit, seconds)
 
     def _ledger_failed(
         self,
@@ -322,6 +402,81 @@ class SpendGuard:
         """Record a free call admitted without a hold."""
         self._rec.allowed(self._timer(), tool, Decimal(0), None, None)
 
+    def _judge_plain(
+        self, money: Money, snap: SessionSnapshot, now: float, hold: tuple[str, Settlement] | None
+    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
+        sid = self.payment_session_id
+        with self._ledger_boundary:
+            if hold is None:
+                totals = self._ledger.totals(self._key, snap.view, now)
+                granted = money.amount <= totals.effective
+            else:
+                hold_id, kind = hold
+                granted, totals = self._ledger.reserve(
+                    self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+                )
+        available = _trusted(totals.effective, self._currency)
+        if granted:
+            return None, available, ()
+        return BudgetExceededError(money, available, session_id=sid), available, ()
+
+    def _judge_policies(
+        self,
+        policies: Policies,
+        money: Money,
+        snap: SessionSnapshot,
+        tool: str | None,
+        now: float,
+        hold: tuple[str, Settlement] | None,
+    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
+        sid = self.payment_session_id
+        most, specific = policies._per_call_max(tool)
+        if most is not None and money > most:
+            error = PolicyViolationError(
+                money, most, session_id=sid, rule="per_call_max", limit=most, tool=specific
+            )
+            return error, most, ()
+        max_spend = None if snap.max_spend is None else snap.max_spend.amount
+        resolved = policies._resolve(tool, max_spend)
+        hold_id, kind = hold or ("", self._settlement)
+        ledger: PolicyLedger = self._ledger  # type: ignore[assignment]  # checked at start-up
+        with self._ledger_boundary:
+            verdict = ledger.admit(
+                self._key,
+                hold_id,
+                money.amount,
+                snap.view,
+                kind,
+                self._lease,
+                now,
+                resolved.limits,
+                probe=hold is None,
+            )
+        room = _trusted(verdict.room, self._currency)
+        if verdict.rule is None:
+            return None, room, tuple(resolved.events[name] for name in verdict.fired)
+        if verdict.rule in ("session_limit", "hold_exists"):
+            return BudgetExceededError(money, room, session_id=sid), room, ()
+        window = None if verdict.window is None else resolved.limits.windows[verdict.window]
+        error = PolicyViolationError(
+            money,
+            Money.zero(self._currency) if verdict.rule == "window_count" else room,
+            session_id=sid,
+            rule=verdict.rule,
+            limit=_limit(verdict.rule, resolved.limits.cap, window, self._currency),
+            tool=tool if window is None else window.tool,
+            window=None if window is None else window.seconds,
+        )
+        return error, error.available, ()
+
+    def _decide(self, snap: SessionSnapshot, money: Money, tool: str | None = None) -> Decision:
+        error, available, _ = self._judge(snap, money, tool, self._timer())
+        expired = error.expires_at if isinstance(error, SessionExpiredError) else None
+        rule = None if error is None else error.rule
+        return Decision(
+            error is None, money, available, self.payment_session_id, expired, rule, tool
+        )
+
     def check(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Say whether ``amount`` fits now, without holding anything.
 
@@ -356,35 +511,61 @@ class SpendGuard:
     ) -> Hold:
         kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
-        limit = None if snap.max_spend is None else snap.max_spend.amount
-        if self._expired(snap, now):
-            expired = SessionExpiredError(snap.expires_at, session_id=self.payment_session_id)
-            self._rec.blocked(now, tool, expired, money.amount, Decimal(0), limit)
-            raise expired
         hold_id = f"{self._token}-{next(self._ids)}"
-        started = perf_counter() if self._rec.timing else None
-        try:
-            if snap is not self._seen:
-                self._observe(snap, now)
-            with self._ledger_boundary:
-                granted, totals = self._ledger.reserve(
-                    self._key, hold_id, money.amount, snap.view, kind, self._lease, now
-                )
-        except LedgerUnavailableError as exc:
-            self._ledger_failed(now, "reserve", exc, tool, money.amount)
-            raise
-        seconds = None if started is None else perf_counter() - started
-        if not granted:
-            available = _trusted(totals.effective, self._currency)
-            refusal = BudgetExceededError(money, available, session_id=self.payment_session_id)
-            self._rec.blocked(now, tool, refusal, money.amount, totals.effective, limit, seconds)
-            raise refusal
+        error, _, crossed = self._judge(snap, money, tool, now, (hold_id, kind))
+        if error is not None:
+            raise error
+        self._cross(crossed)
         # The payment cannot have happened before the hold: a view updated after this time
         # (less the skew tolerance) may show it.
         evidence = snap.server_now(now) - self._freshness.skew_tolerance
-        hold = Hold(self, hold_id, money, kind, evidence, release_on, tool, CALL_KEY.get())
-        self._rec.held(now, hold, totals.effective, limit, seconds)
-        return hold
+        return Hold(self, hold_id, money, kind, evidence, release_on, tool, CALL_KEY.get())
+
+    def _cross(self, crossed: tuple[ThresholdEvent, ...]) -> None:
+        assert self._policies is not None or not crossed
+        for event in crossed:
+            _log.warning(
+                "spend threshold crossed in session %s: %s of the %s%s (%s)",
+                self.payment_session_id,
+                event.fraction,
+                event.rule,
+                "" if event.tool is None else f" of tool {event.tool}",
+                event.limit,
+            )
+            callback = self._policies.on_threshold if self._policies else None
+            if callback is None:
+                continue
+            try:
+                callback(event)
+            except Exception:  # an alert that fails must not undo a granted, held charge
+                _log.exception("on_threshold raised for %s; the charge goes ahead", event)
+
+    def _shadow(
+        self,
+        error: SpendGuardError,
+        money: Money,
+        settlement: Settlement | None,
+        release_on: ReleaseOn,
+        tool: str | None,
+    ) -> Hold:
+        """In shadow mode, record a refusal and let the call through; else raise it."""
+        if self._mode != "shadow":
+            raise error
+        record = WouldBlock(error.rule, money, tool, _utc(self._clock()), error)
+        with self._shadow_lock:
+            self._would_block.append(record)
+            self._would_block_counts[error.rule] += 1
+        _log.warning(
+            "shadow mode: would block %s%s in session %s (rule %s): %s",
+            money,
+            "" if tool is None else f" for tool {tool}",
+            self.payment_session_id,
+            error.rule,
+            error,
+        )
+        kind = self._settlement if settlement is None else settlement
+        hold_id = f"{self._token}-{next(self._ids)}"
+        return Hold(self, hold_id, money, kind, 0.0, release_on, tool, recorded=False)
 
     def reserve(
         self,
@@ -417,7 +598,12 @@ class SpendGuard:
         money = Money.of(amount, self._currency)
         release_on = check_release_on(release_on)
         tool = _tool(tool)
-        return self._hold(self._read(money, tool), money, settlement, release_on, tool)
+        if settlement is not None:
+            check_settlement(settlement)
+        try:
+            return self._hold(self._read(money, tool), money, settlement, release_on, tool)
+        except _REFUSALS as error:
+            return self._shadow(error, money, settlement, release_on, tool)
 
     def areserve(
         self,
@@ -436,9 +622,23 @@ class SpendGuard:
             The same errors as :meth:`reserve`, when awaited or entered.
         """
         money = Money.of(amount, self._currency)
+        if settlement is not None:
+            check_settlement(settlement)
         return Reservation(
-            self._areserve(money, settlement, check_release_on(release_on), _tool(tool))
+            self._ashadowed(money, settlement, check_release_on(release_on), _tool(tool))
         )
+
+    async def _ashadowed(
+        self,
+        money: Money,
+        settlement: Settlement | None,
+        release_on: ReleaseOn,
+        tool: str | None,
+    ) -> Hold:
+        try:
+            return await self._areserve(money, settlement, release_on, tool)
+        except _REFUSALS as error:
+            return self._shadow(error, money, settlement, release_on, tool)
 
     async def _areserve(
         self,
@@ -471,6 +671,8 @@ class SpendGuard:
             raise
 
     def _settle(self, hold: Hold, charge: Money | None, receipt: datetime | None) -> None:
+        if not hold._recorded:
+            return
         now = self._timer()
         evidence = hold._evidence if receipt is None else _receipt_time(receipt)
         started = perf_counter() if self._rec.timing else None
@@ -484,8 +686,9 @@ class SpendGuard:
             self._rec.ledger_failure(now, "release" if charge is None else "commit", exc, hold.tool)
             raise
         seconds = None if started is None else perf_counter() - started
+        # A hold not found lapsed (its lease ran out): the ledger counts it spent in full, and
+        # the "lapsed" record says so (the logging sink at WARNING).
         amount = None if charge is None else charge.amount
-        # A hold not found lapsed (its lease ran out): the ledger counts it spent in full.
         self._rec.settled(now, hold, amount, found, seconds)
 
     # -- reporting -----------------------------------------------------------------------
@@ -554,6 +757,37 @@ class SpendGuard:
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
+
+
+def _limit(rule: str, cap: Any, window: Any, currency: str) -> Money | int:
+    if rule == "tool_cap":
+        return _trusted(cap, currency)
+    if rule == "window_count":
+        return int(window.calls)
+    return _trusted(window.amount, currency)
+
+
+def _check_policies(policies: object, mode: object, ledger: Ledger | None, currency: str) -> None:
+    if mode not in ("enforce", "shadow"):
+        raise InvalidArgumentError(
+            f"mode must be 'enforce' or 'shadow', got {mode!r}", argument="mode"
+        )
+    if policies is None:
+        return
+    if not isinstance(policies, Policies):
+        raise InvalidArgumentError(
+            f"policies must be a spendguard.policies.Policies, got {policies!r}",
+            argument="policies",
+        )
+    if policies.currency != currency:
+        raise InvalidArgumentError(
+            f"policies are in {policies.currency}, the guard in {currency}", argument="policies"
+        )
+    if ledger is not None and not callable(getattr(ledger, "admit", None)):
+        raise InvalidArgumentError(
+            f"policies need a ledger that checks them with the hold (admit), got {ledger!r}",
+            argument="ledger",
+        )
 
 
 def _tool(tool: str | None) -> str | None:

@@ -44,6 +44,7 @@ class Hold:
         "_evidence",
         "_guard",
         "_lock",
+        "_recorded",
         "_state",
         "amount",
         "call_key",
@@ -63,8 +64,12 @@ class Hold:
         release_on: ReleaseOn = (),
         tool: str | None = None,
         call_key: str | None = None,
+        *,
+        recorded: bool = True,
     ) -> None:
         self._guard = guard
+        # False for a call a guard in shadow mode let through: no ledger knows of it.
+        self._recorded = recorded
         self._lock = threading.Lock()
         self._state: HoldState = "held"
         self._evidence = evidence

@@ -13,6 +13,13 @@ ledger (Redis) implements the same :class:`Ledger` protocol and the same rules:
 * **Leases**: a hold not settled within its lease lapses. A lapsed hold may have been spent, so
   it becomes an external charge of its full amount: the budget over-counts, it never forgets.
 
+**Policies** (:mod:`spendguard.policies`) are checked in the same atomic step as the hold, by
+:meth:`InMemoryLedger.admit` (and ``RedisLedger.admit``): a per-tool cap counts the tool's
+open holds and commits; a rolling window counts every hold granted within its last
+``seconds`` (its amount while held, its actual once committed, nothing once released, the full
+amount once lapsed). Soft thresholds are marked in the book when crossed, so each fires once
+for every process sharing the ledger.
+
 Reconciliation (evidence that the server absorbed a ``"session"`` charge): the ledger keeps a
 baseline ``B`` of the server's spent total (``max - available``), starting at the first view.
 For a view newer than any seen, with spent total ``S`` and update time ``U``, the pending
@@ -35,7 +42,19 @@ from typing import Literal, NamedTuple, Protocol
 from spendguard._errors import InvalidAmountError
 from spendguard._money import CONTEXT
 
-__all__ = ["InMemoryLedger", "Ledger", "LedgerTotals", "ServerView", "Settlement"]
+__all__ = [
+    "NO_LIMITS",
+    "Admission",
+    "InMemoryLedger",
+    "Ledger",
+    "LedgerTotals",
+    "Limits",
+    "Mark",
+    "PolicyLedger",
+    "ServerView",
+    "Settlement",
+    "WindowLimit",
+]
 
 Settlement = Literal["session", "external"]
 _ZERO = Decimal(0)
@@ -125,11 +144,109 @@ class Ledger(Protocol):
         ...  # pragma: no cover
 
 
+class WindowLimit(NamedTuple):
+    """One rolling window a charge must fit in: at most ``amount`` and ``calls`` calls within
+    the last ``seconds`` (either may be None), over every tool or only ``tool``."""
+
+    seconds: float
+    amount: Decimal | None
+    calls: int | None
+    tool: str | None
+
+
+class Mark(NamedTuple):
+    """A soft threshold: ``name`` fires once when a granted hold brings the session's
+    effective availability down to ``at`` or below (``kind="session"``), or the call's tool's
+    use up to ``at`` or above (``kind="tool"``)."""
+
+    name: str
+    kind: Literal["session", "tool"]
+    at: Decimal
+
+
+class Limits(NamedTuple):
+    """What the policies ask of one charge, resolved for its tool.
+
+    Attributes:
+        tool: The charge's tool (its use is counted per tool), or None.
+        cap: The most the tool may use in the session (holds and commits), or None.
+        windows: The rolling windows the charge must fit in.
+        marks: The soft thresholds to fire when crossed.
+        horizon: The longest window of the policies, in seconds (0: none); calls are kept
+            that long.
+    """
+
+    tool: str | None
+    cap: Decimal | None
+    windows: tuple[WindowLimit, ...]
+    marks: tuple[Mark, ...]
+    horizon: float
+
+
+#: No policy at all: :meth:`InMemoryLedger.admit` then decides as ``reserve`` does.
+NO_LIMITS = Limits(None, None, (), (), 0.0)
+
+
+class Admission(NamedTuple):
+    """The answer of :meth:`PolicyLedger.admit`.
+
+    Attributes:
+        granted: Whether the hold was granted (never, for a probe).
+        totals: The totals before the hold.
+        rule: The rule that refused it (``"session_limit"``, ``"tool_cap"``,
+            ``"window_amount"``, ``"window_count"``), None when it fits.
+        room: What is left under that rule (calls left, for ``"window_count"``); the
+            effective availability when it fits.
+        window: The index in ``limits.windows`` of the window that refused it, else None.
+        fired: The names of the marks this hold crossed first.
+    """
+
+    granted: bool
+    totals: LedgerTotals
+    rule: str | None
+    room: Decimal
+    window: int | None
+    fired: tuple[str, ...]
+
+
+class PolicyLedger(Ledger, Protocol):
+    """A ledger that also checks policies atomically with the hold."""
+
+    def admit(
+        self,
+        key: str,
+        hold_id: str,
+        amount: Decimal,
+        view: ServerView,
+        settlement: Settlement,
+        lease_seconds: float,
+        now: float,
+        limits: Limits,
+        *,
+        probe: bool = False,
+    ) -> Admission:
+        """Observe ``view``, then hold ``amount`` if it fits the session and ``limits``.
+
+        With ``probe``, decide the same way but hold nothing and fire no mark.
+        """
+        ...  # pragma: no cover
+
+
 @dataclass(slots=True)
 class _Hold:
     amount: Decimal
     settlement: Settlement
     deadline: float
+    tool: str | None = None
+
+
+@dataclass(slots=True)
+class _Call:
+    """A granted call, kept for the rolling windows."""
+
+    at: float
+    tool: str | None
+    amount: Decimal
 
 
 @dataclass(slots=True)
@@ -142,6 +259,10 @@ class _Book:
     unreflected: Decimal = _ZERO
     external: Decimal = _ZERO
     next_deadline: float = float("inf")
+    tools: dict[str, Decimal] = field(default_factory=dict)
+    calls: dict[str, _Call] = field(default_factory=dict)
+    fired: set[str] = field(default_factory=set)
+    horizon: float = 0.0
 
     def observe(self, view: ServerView) -> None:
         if view is self.view:
@@ -190,6 +311,66 @@ class _Book:
     def totals(self) -> LedgerTotals:
         return LedgerTotals(self.view.available, self.held, self.unreflected, self.external)
 
+    def judge(
+        self, amount: Decimal, room: Decimal, limits: Limits, now: float
+    ) -> tuple[str | None, Decimal, int | None]:
+        if amount > room:
+            return "session_limit", room, None
+        if limits.cap is not None and limits.tool is not None:
+            left = CONTEXT.subtract(limits.cap, self.tools.get(limits.tool, _ZERO))
+            if amount > left:
+                return "tool_cap", max(_ZERO, left), None
+        for index, window in enumerate(limits.windows):
+            spent, count = self.window(window, now)
+            if window.amount is not None:
+                left = CONTEXT.subtract(window.amount, spent)
+                if amount > left:
+                    return "window_amount", max(_ZERO, left), index
+            if window.calls is not None and count >= window.calls:
+                return "window_count", _ZERO, index
+        return None, room, None
+
+    def window(self, window: WindowLimit, now: float) -> tuple[Decimal, int]:
+        start, spent, count = now - window.seconds, _ZERO, 0
+        for call in self.calls.values():
+            if call.at > start and (window.tool is None or call.tool == window.tool):
+                spent = CONTEXT.add(spent, call.amount)
+                count += 1
+        return spent, count
+
+    def forget(self, now: float, horizon: float) -> None:
+        # Calls are kept in the order granted; the oldest leave once past every window.
+        start = now - horizon
+        for hold_id, call in list(self.calls.items()):
+            if call.at > start:
+                break
+            del self.calls[hold_id]
+
+    def fire(self, limits: Limits) -> tuple[str, ...]:
+        fired: list[str] = []
+        for mark in limits.marks:
+            if mark.name in self.fired:
+                continue
+            if mark.kind == "session":
+                crossed = self.totals().effective <= mark.at
+            else:
+                crossed = self.tools.get(limits.tool or "", _ZERO) >= mark.at
+            if crossed:
+                self.fired.add(mark.name)
+                fired.append(mark.name)
+        return tuple(fired)
+
+    def use(self, hold_id: str, hold: _Hold, actual: Decimal | None) -> None:
+        """A hold settled: committed for ``actual``, or released (None), which gives its
+        share of the tool's cap and of the windows back."""
+        if hold.tool is not None:
+            used = CONTEXT.subtract(self.tools.get(hold.tool, _ZERO), hold.amount)
+            self.tools[hold.tool] = CONTEXT.add(used, actual or _ZERO)
+        if actual is None:
+            self.calls.pop(hold_id, None)
+        elif hold_id in self.calls:
+            self.calls[hold_id].amount = actual
+
 
 class InMemoryLedger:
     """The default ledger: holds live in this process, guarded by one lock.
@@ -224,18 +405,48 @@ class InMemoryLedger:
         now: float,
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`Ledger.reserve`."""
+        admission = self.admit(
+            key, hold_id, amount, view, settlement, lease_seconds, now, NO_LIMITS
+        )
+        return admission.granted, admission.totals
+
+    def admit(
+        self,
+        key: str,
+        hold_id: str,
+        amount: Decimal,
+        view: ServerView,
+        settlement: Settlement,
+        lease_seconds: float,
+        now: float,
+        limits: Limits,
+        *,
+        probe: bool = False,
+    ) -> Admission:
+        """See :meth:`PolicyLedger.admit`; windows are measured on ``now``."""
         if amount < 0 or not amount.is_finite():
             raise InvalidAmountError(f"cannot hold {amount}", value=amount)
         with self._lock:
             book = self._book(key, view, now)
+            if limits.horizon:
+                # Guards sharing the book may have different windows: keep the longest.
+                book.horizon = max(book.horizon, limits.horizon)
+                book.forget(now, book.horizon)
             totals = book.totals()
-            if hold_id in book.holds or amount > totals.effective:
-                return False, totals
+            rule, room, window = book.judge(amount, totals.effective, limits, now)
+            if rule is None and hold_id in book.holds:
+                rule = "hold_exists"
+            if probe or rule is not None:
+                return Admission(False, totals, rule, room, window, ())
             deadline = now + lease_seconds
-            book.holds[hold_id] = _Hold(amount, settlement, deadline)
+            book.holds[hold_id] = _Hold(amount, settlement, deadline, limits.tool)
             book.held = CONTEXT.add(book.held, amount)
             book.next_deadline = min(book.next_deadline, deadline)
-            return True, totals
+            if limits.tool is not None:
+                book.tools[limits.tool] = CONTEXT.add(book.tools.get(limits.tool, _ZERO), amount)
+            if limits.horizon:
+                book.calls[hold_id] = _Call(now, limits.tool, amount)
+            return Admission(True, totals, None, room, None, book.fire(limits))
 
     def commit(
         self, key: str, hold_id: str, actual: Decimal, evidence_time: float, now: float
@@ -255,6 +466,7 @@ class InMemoryLedger:
                 )
             del book.holds[hold_id]
             book.held = CONTEXT.subtract(book.held, hold.amount)
+            book.use(hold_id, hold, actual)
             if hold.settlement == "external":
                 book.external = CONTEXT.add(book.external, actual)
             elif actual:
@@ -276,6 +488,7 @@ class InMemoryLedger:
             if hold is None:
                 return False
             book.held = CONTEXT.subtract(book.held, hold.amount)
+            book.use(hold_id, hold, None)
             return True
 
     def totals(self, key: str, view: ServerView | None, now: float) -> LedgerTotals:

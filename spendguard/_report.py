@@ -10,6 +10,13 @@ from spendguard._money import Money
 
 __all__ = ["Decision", "GuardSnapshot"]
 
+_POLICY_WORDS = {
+    "per_call_max": "above the most one call may cost",
+    "tool_cap": "more than the tool's cap leaves",
+    "window_amount": "more than the rolling window leaves",
+    "window_count": "one call too many for the rolling window",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -41,6 +48,11 @@ class Decision:
             return str(SessionExpiredError(self.expired_at, session_id=self.session_id))
         if self.allowed:
             return f"{self.requested} fits in {self.available} available"
+        if self.rule in _POLICY_WORDS:
+            return (
+                f"{self.requested} is {_POLICY_WORDS[self.rule]} (spend policy {self.rule}); "
+                f"{self.available} is left under it"
+            )
         error = BudgetExceededError(self.requested, self.available, session_id=self.session_id)
         return str(error)
 
