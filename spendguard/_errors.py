@@ -20,6 +20,7 @@ caller passed also derive from :class:`ValueError`::
     │   └── MalformedSessionError(ValueError)  .field
     ├── HoldStateError                     a hold used against its state
     ├── NothingSpentError                  raised by YOUR code: the failed call spent nothing
+    ├── GuardResolutionError               no guard could be found for a call's run context
     └── LedgerUnavailableError             the shared ledger cannot be reached
         └── LedgerDataLostError            the shared ledger lost a session's book
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetExceededError",
     "CurrencyMismatchError",
+    "GuardResolutionError",
     "HoldStateError",
     "InvalidAmountError",
     "InvalidArgumentError",
@@ -346,6 +348,18 @@ class NothingSpentError(SpendGuardError):
     exc``) or with the ``release_on`` exception types of the guard's decorator, context
     manager and adapters; the hold is then released.
     """
+
+
+class GuardResolutionError(SpendGuardError):
+    """No guard could be found for a call: the resolver an adapter was given raised, returned
+    None or returned something that is not a guard (a run without a payment session, say).
+
+    The call is blocked. ``str(error)`` names what went wrong for the operator's log; the
+    model is only told that no payment session is available.
+    """
+
+    _model_reason = "no payment session is available for this request"
+    rule = "session_unresolved"
 
 
 class LedgerUnavailableError(SpendGuardError):

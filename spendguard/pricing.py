@@ -211,6 +211,24 @@ def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
     return Blocked(tool_name, error, error.model_message)
 
 
+def _unguarded(tool_name: str, error: SpendGuardError) -> Blocked:
+    """A call blocked before any guard was found (no guard to record it): logged here."""
+    logging.getLogger("spendguard.decisions").info(
+        "blocked tool=%s rule=%s - %s",
+        tool_name,
+        error.rule,
+        error,
+        extra={
+            "spendguard_event": "blocked",
+            "spendguard_tool": tool_name,
+            "spendguard_error": type(error).__name__,
+            "spendguard_rule": error.rule,
+            "spendguard_session_id": error.session_id,
+        },
+    )
+    return _blocked(tool_name, error)
+
+
 def _unpriced(guard: SpendGuard, tool_name: str, error: SpendGuardError) -> Blocked:
     guard._record_blocked(tool_name, error)
     return _blocked(tool_name, error)

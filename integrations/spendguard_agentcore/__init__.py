@@ -26,14 +26,22 @@ from spendguard_agentcore._challenge import (
     normalize_assets,
     payment_options,
 )
-from spendguard_agentcore._policy import SpendGuardPreSignPolicy
+from spendguard_agentcore._policy import (
+    PluginConfig,
+    PolicyResolver,
+    SpendGuardPreSignPolicy,
+    follow_config,
+)
 
 __all__ = [
     "USDC_ASSETS",
     "Allowlists",
     "ChallengeError",
     "PaymentOption",
+    "PluginConfig",
+    "PolicyResolver",
     "SpendGuardPreSignPolicy",
+    "follow_config",
     "normalize_assets",
     "payment_options",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from spendguard import InvalidArgumentError, Money, Settlement, SpendGuard, SpendGuardError
-from spendguard.gate import OnBlocked
+from spendguard.gate import GuardResolutionError, OnBlocked
+from spendguard.pool import GuardPool
 from spendguard.pricing import Blocked
 from spendguard_agentcore._allowlist import Allowlists
 from spendguard_agentcore._challenge import (
@@ -18,7 +20,10 @@ from spendguard_agentcore._challenge import (
     payment_options,
 )
 
-__all__ = ["SpendGuardPreSignPolicy"]
+__all__ = ["PolicyResolver", "SpendGuardPreSignPolicy", "follow_config"]
+
+#: Returns the guard that pays for a payment, given the SDK's payment request.
+PolicyResolver = Callable[[object], SpendGuard]
 
 logger = logging.getLogger("spendguard.agentcore")
 
@@ -56,8 +61,15 @@ class SpendGuardPreSignPolicy:
     SDK then pays a cheaper option, the difference stays counted: the budget errs on the safe
     side.
 
+    The guard may be found per payment: pass a resolver instead, a callable of the payment
+    request returning the guard. :func:`follow_config` makes one that follows the plugin
+    config's current ``payment_session_id`` through a :class:`~spendguard.pool.GuardPool`
+    (``update_payment_session_id()`` included). A resolver that raises or returns no guard
+    blocks the payment (rule ``"session_unresolved"``).
+
     Args:
-        guard: The guard of the payment session in ``AgentCorePaymentsPluginConfig``.
+        guard: The guard of the payment session in ``AgentCorePaymentsPluginConfig``, or a
+            resolver (see above).
         assets: Asset identifier (EVM token address, SPL mint, MPP currency) -> decimals of
             the assets the agent may pay with, each worth one US dollar per unit. Default
             (``USDC_ASSETS``): USDC on Base, Ethereum, Arbitrum One, Optimism and Solana, plus
@@ -78,7 +90,7 @@ class SpendGuardPreSignPolicy:
 
     def __init__(
         self,
-        guard: SpendGuard,
+        guard: SpendGuard | PolicyResolver,
         *,
         assets: Mapping[str, int] = USDC_ASSETS,
         networks: Iterable[str] | None = None,
@@ -95,6 +107,11 @@ class SpendGuardPreSignPolicy:
         if on_blocked is not None and not callable(on_blocked):
             raise InvalidArgumentError(
                 f"on_blocked must be callable, got {on_blocked!r}", argument="on_blocked"
+            )
+        if not isinstance(guard, SpendGuard) and not callable(guard):
+            raise InvalidArgumentError(
+                f"guard must be a SpendGuard or a callable returning one, got {guard!r}",
+                argument="guard",
             )
         self._guard = guard
         self._assets = normalize_assets(assets)
@@ -137,19 +154,35 @@ class SpendGuardPreSignPolicy:
             ``True`` if the price was reserved and charged, else ``False``.
         """
         try:
-            amount = self.price(payment_required_request)
-        except SpendGuardError as error:
-            self._guard._record_blocked(_POLICY, error)  # the guard records its own refusals
-            self._refuse(error)
-            return False
-        try:
-            self._guard.reserve(amount, settlement=self._settlement, tool=_POLICY).commit()
+            guard = self._resolve(payment_required_request)
+            amount = self._price_for(guard, payment_required_request)
+            guard.reserve(amount, settlement=self._settlement, tool=_POLICY).commit()
         except SpendGuardError as error:
             self._refuse(error)
             return False
         with self._lock:
             self._signed.append(amount)
         return True
+
+    def _price_for(self, guard: SpendGuard, payment_required_request: object) -> Money:
+        try:
+            return self.price(payment_required_request)
+        except SpendGuardError as error:
+            guard._record_blocked(_POLICY, error)  # the guard records its own refusals
+            raise
+
+    def _resolve(self, payment_required_request: object) -> SpendGuard:
+        if isinstance(self._guard, SpendGuard):
+            return self._guard
+        try:
+            guard = self._guard(payment_required_request)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise GuardResolutionError(f"the guard resolver failed: {detail}") from exc
+        if not isinstance(guard, SpendGuard):
+            kind = type(guard).__name__
+            raise GuardResolutionError(f"the guard resolver returned {kind}, not a SpendGuard")
+        return guard
 
     def _refuse(self, error: SpendGuardError) -> None:
         logger.info(
@@ -165,3 +198,51 @@ class SpendGuardPreSignPolicy:
         )
         if self._on_blocked is not None:
             self._on_blocked(Blocked(tool_name=_POLICY, error=error, message=error.model_message))
+
+
+class PluginConfig(Protocol):
+    """What :func:`follow_config` reads of ``AgentCorePaymentsPluginConfig``."""
+
+    payment_manager_arn: str
+    payment_session_id: str | None
+    user_id: str | None
+    agent_name: str | None
+
+
+def follow_config(pool: GuardPool, config: PluginConfig) -> PolicyResolver:
+    """A resolver for :class:`SpendGuardPreSignPolicy` that follows the plugin's session.
+
+    At every payment it reads the config's ``payment_manager_arn``, current
+    ``payment_session_id`` (as ``update_payment_session_id()`` or ``auto_session`` left it),
+    ``user_id`` and ``agent_name``, and returns the pool's guard for them. Wire it after
+    making the config (the SDK reads ``config.pre_sign_policy`` at each payment)::
+
+        config.pre_sign_policy = SpendGuardPreSignPolicy(follow_config(pool, config))
+
+    With ``auto_session`` the SDK runs the policy *before* it creates the session, so the
+    first payment finds no session and is blocked (fail closed): create the session first
+    and set it with ``update_payment_session_id()``.
+
+    Args:
+        pool: The pool handing out guards.
+        config: The ``AgentCorePaymentsPluginConfig`` the plugin or middleware uses.
+
+    Returns:
+        The resolver.
+    """
+
+    def resolve(payment_required_request: object) -> SpendGuard:
+        session_id = config.payment_session_id
+        if not session_id:
+            raise GuardResolutionError(
+                "the payments plugin config has no payment_session_id yet; create the session "
+                "and call update_payment_session_id() before paying"
+            )
+        return pool.get(
+            config.payment_manager_arn,
+            session_id,
+            user_id=config.user_id,
+            agent_name=config.agent_name,
+        )
+
+    return resolve

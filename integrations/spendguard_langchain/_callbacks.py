@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.gate import OnBlocked, ToolGate
+from spendguard.gate import GuardResolver, OnBlocked, ToolGate
 from spendguard.types import ReleaseOn
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
 
@@ -34,8 +34,15 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
     nothing was spent (``NothingSpentError``, a ``release_on`` type). Holds are keyed by
     LangChain's ``run_id``, never by a model's tool call id.
 
+    One handler serving many users resolves the guard per call: pass a resolver of the run's
+    metadata (the ``metadata`` of the run's config, e.g. ``tool.invoke(args,
+    config={"metadata": {"session_id": ...}})``; under LangGraph it also carries the
+    ``configurable`` values such as ``thread_id``), a dict, empty when the run has none. A
+    resolver that raises or returns no guard blocks the call (rule ``"session_unresolved"``).
+
     Args:
-        guard: The guard whose payment session pays for the tools.
+        guard: The guard whose payment session pays for the tools, or a resolver: a callable
+            of the run's metadata dict returning the guard.
         pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
         release_on: Exception types that, raised by a tool, mean it spent nothing.
@@ -48,7 +55,7 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
 
     def __init__(
         self,
-        guard: SpendGuard,
+        guard: SpendGuard | GuardResolver,
         pricing: Prices | None = None,
         *,
         settlement: Settlement | None = None,
@@ -79,11 +86,13 @@ class SpendGuardCallbackHandler(BaseCallbackHandler):
         *,
         run_id: UUID,
         inputs: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         """Price the call and hold its cost; raise the core's error to stop it."""
         name = str(serialized.get("name") or kwargs.get("name") or "")
-        blocked = self._gate.admit(run_id, name, inputs if inputs is not None else input_str)
+        arguments = inputs if inputs is not None else input_str
+        blocked = self._gate.admit(run_id, name, arguments, dict(metadata or {}))
         if blocked is not None:
             _block(run_id)
             raise blocked.error

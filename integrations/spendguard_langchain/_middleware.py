@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
-from spendguard.gate import OnBlocked, ToolGate
+from spendguard.gate import GuardResolver, OnBlocked, ToolGate
 from spendguard.pricing import Blocked
 from spendguard.types import ReleaseOn
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
@@ -46,8 +46,16 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     held one at a time against one budget; a call that does not fit gets its own error
     ``ToolMessage`` (requested, available, do not retry).
 
+    One agent serving many users resolves the guard per call: pass a resolver of the run's
+    ``runtime.context`` (what ``agent.invoke(..., context=...)`` was given), e.g.
+    ``lambda ctx: pool.get(ARN, ctx.session_id, user_id=ctx.user_id)`` with a
+    :class:`~spendguard.pool.GuardPool`. To read the run's config instead, call
+    ``langgraph.config.get_config()`` inside the resolver. A resolver that raises or returns
+    no guard blocks the call (rule ``"session_unresolved"``).
+
     Args:
-        guard: The guard whose payment session pays for the tools.
+        guard: The guard whose payment session pays for the tools, or a resolver: a callable
+            of the run's ``runtime.context`` returning the guard.
         pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
         release_on: Exception types that, raised by a tool, mean it spent nothing.
@@ -62,7 +70,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     def __init__(
         self,
-        guard: SpendGuard,
+        guard: SpendGuard | GuardResolver,
         pricing: Prices | None = None,
         *,
         settlement: Settlement | None = None,
@@ -96,7 +104,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         """Hold the call's price, run it, then settle."""
         key = object()
         call = request.tool_call
-        if blocked := self._gate.admit(key, call["name"], call["args"]):
+        if blocked := self._gate.admit(key, call["name"], call["args"], _context(request)):
             return self._blocked(request, blocked)
         try:
             result = handler(request)
@@ -114,7 +122,8 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         """Async twin of :meth:`wrap_tool_call` (needed under ``ainvoke``)."""
         key = object()
         call = request.tool_call
-        if blocked := await self._gate.aadmit(key, call["name"], call["args"]):
+        context = _context(request)
+        if blocked := await self._gate.aadmit(key, call["name"], call["args"], context):
             return self._blocked(request, blocked)
         try:
             result = await handler(request)
@@ -138,8 +147,15 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     @property
     def name(self) -> str:
-        """Unique per payment session, so two guards (say per user and per agent) can stack."""
-        return f"{type(self).__name__}[{self.guard.payment_session_id}]"
+        """Unique per payment session, so two guards (say per user and per agent) can stack.
+
+        With a resolver: the resolver's name (``SpendLimitMiddleware[<lambda>]``), so two
+        stacked resolving middlewares need resolvers of different names.
+        """
+        guard = self._gate.guard
+        if guard is not None:
+            return f"{type(self).__name__}[{guard.payment_session_id}]"
+        return f"{type(self).__name__}[{getattr(self.guard, '__qualname__', 'resolver')}]"
 
     def _blocked(self, request: ToolCallRequest, blocked: Blocked) -> ToolMessage:
         if self.exit_behavior == "error":
@@ -167,6 +183,11 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             return None
         text = "Stopped to stay within the payment budget. " + " ".join(reversed(reasons))
         return {"jump_to": "end", "messages": [AIMessage(content=text)]}
+
+
+def _context(request: ToolCallRequest) -> object:
+    runtime = request.runtime
+    return getattr(runtime, "context", None)
 
 
 # Errors raised for blocked calls (exit_behavior="error"), by id: exceptions may be unhashable.

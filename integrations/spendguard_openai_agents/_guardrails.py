@@ -19,7 +19,7 @@ from agents import (
 from agents.tool import ToolErrorFunction
 
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
-from spendguard.gate import OnBlocked, ToolGate, call_key
+from spendguard.gate import GuardResolver, OnBlocked, ToolGate, call_key
 from spendguard.pricing import PriceRule, Pricing
 from spendguard.types import ReleaseOn
 
@@ -46,8 +46,14 @@ class SpendGuardToolGuardrails:
     :meth:`failure_error_function` settles one that raised: kept unless the error says nothing
     was spent. Holds are keyed by the call's ``ToolContext``, never by ``tool_call_id``.
 
+    One agent serving many users resolves the guard per call: pass a resolver of the run's
+    context (``RunContextWrapper.context``, what ``Runner.run(..., context=...)`` was given),
+    e.g. ``lambda ctx: pool.get(ARN, ctx.session_id, user_id=ctx.user_id)``. A resolver that
+    raises or returns no guard blocks the call (rule ``"session_unresolved"``).
+
     Args:
-        guard: The guard of the payment session the agent spends from.
+        guard: The guard of the payment session the agent spends from, or a resolver: a
+            callable of the run's context returning the guard.
         pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
         release_on: Exception types that, raised by a tool, mean it spent nothing.
@@ -57,7 +63,7 @@ class SpendGuardToolGuardrails:
 
     def __init__(
         self,
-        guard: SpendGuard,
+        guard: SpendGuard | GuardResolver,
         pricing: Pricing | Mapping[str, PriceRule],
         *,
         settlement: Settlement | None = None,
@@ -121,7 +127,9 @@ class SpendGuardToolGuardrails:
 
     async def _check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         ctx = data.context
-        blocked = await self._gate.aadmit(call_key(ctx), ctx.tool_name, ctx.tool_arguments)
+        blocked = await self._gate.aadmit(
+            call_key(ctx), ctx.tool_name, ctx.tool_arguments, ctx.context
+        )
         if blocked is None:
             return ToolGuardrailFunctionOutput.allow()
         if self._block_behavior == "raise_exception":

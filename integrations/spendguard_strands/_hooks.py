@@ -14,7 +14,7 @@ from strands.hooks import (
 )
 
 from spendguard import Hold, Settlement, SpendGuard
-from spendguard.gate import OnBlocked, ToolGate, call_key
+from spendguard.gate import GuardResolver, OnBlocked, ToolGate, call_key
 from spendguard.pricing import PriceRule, Pricing
 from spendguard.types import ReleaseOn
 
@@ -36,8 +36,15 @@ class SpendGuardHooks(HookProvider):
     callbacks run at ``HookOrder.SDK_LAST``: the price comes from the final ``tool_use`` and a
     call another hook cancelled holds nothing.
 
+    One agent serving many users resolves the guard per call: pass a resolver of the call's
+    ``invocation_state`` (what ``agent(prompt, invocation_state={...})`` was given; Strands
+    adds ``"agent"``, so ``state["agent"].state`` is the agent state), e.g.
+    ``lambda state: pool.get(ARN, state["session_id"], user_id=state["user_id"])``. A resolver
+    that raises or returns no guard cancels the call (rule ``"session_unresolved"``).
+
     Args:
-        guard: The guard of the payment session the agent spends from.
+        guard: The guard of the payment session the agent spends from, or a resolver: a
+            callable of the call's ``invocation_state`` returning the guard.
         pricing: Price rules by tool name, a :class:`~spendguard.pricing.Pricing` or a mapping.
         settlement: How committed charges settle, default the guard's.
         release_on: Exception types that, raised by a tool, mean it spent nothing.
@@ -46,7 +53,7 @@ class SpendGuardHooks(HookProvider):
 
     def __init__(
         self,
-        guard: SpendGuard,
+        guard: SpendGuard | GuardResolver,
         pricing: Pricing | Mapping[str, PriceRule],
         *,
         settlement: Settlement | None = None,
@@ -78,7 +85,9 @@ class SpendGuardHooks(HookProvider):
         tool_use = event.tool_use
         arguments = tool_use.get("input")
         arguments = arguments if isinstance(arguments, Mapping | str) else {}
-        blocked = await self._gate.aadmit(call_key(tool_use), tool_use["name"], arguments)
+        blocked = await self._gate.aadmit(
+            call_key(tool_use), tool_use["name"], arguments, event.invocation_state
+        )
         if blocked is not None:
             event.cancel_tool = blocked.message
 
