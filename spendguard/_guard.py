@@ -27,6 +27,7 @@ from spendguard._errors import (
     PolicyViolationError,
     SessionError,
     SessionExpiredError,
+    SessionFrozenError,
     SpendGuardError,
 )
 from spendguard._hold import Hold, ReleaseOn, Reservation
@@ -334,9 +335,11 @@ class SpendGuard:
             if snap is not self._seen:
                 self._observe(snap, now)
             if self._policies is None:
-                verdict = self._judge_plain(money, snap, now, hold)
+                verdict = self._judge_plain(money, snap, tool, now, hold)
             else:
                 verdict = self._judge_policies(self._policies, money, snap, tool, now, hold)
+        except SessionFrozenError as frozen:  # an operator's stop, even in shadow mode
+            verdict = (frozen, Money.zero(self._currency), ())
         except LedgerUnavailableError as exc:
             operation = "totals" if hold is None else "reserve"
             self._ledger_failed(now, operation, exc, tool, money.amount)
@@ -403,10 +406,15 @@ class SpendGuard:
         """Record a free call admitted without a hold."""
         self._rec.allowed(self._timer(), tool, Decimal(0), None, None)
 
+    def _frozen(self) -> bool:
+        is_frozen = getattr(self._ledger, "is_frozen", None)  # optional for custom ledgers
+        return is_frozen is not None and bool(is_frozen(self._key))
+
     def _judge_plain(
         self,
         money: Money,
         snap: SessionSnapshot,
+        tool: str | None,
         now: float,
         hold: tuple[str, Settlement, float] | None,
     ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
@@ -415,10 +423,14 @@ class SpendGuard:
             if hold is None:
                 totals = self._ledger.totals(self._key, snap.view, now)
                 granted = money.amount <= totals.effective
+                if self._frozen():
+                    raise SessionFrozenError(
+                        f"payment session {sid} is frozen by an operator", session_id=sid
+                    )
             else:
                 hold_id, kind, lease = hold
                 granted, totals = self._ledger.reserve(
-                    self._key, hold_id, money.amount, snap.view, kind, lease, now
+                    self._key, hold_id, money.amount, snap.view, kind, lease, now, tool=tool
                 )
         available = _trusted(totals.effective, self._currency)
         if granted:
@@ -606,6 +618,7 @@ class SpendGuard:
             InvalidAmountError: ``amount`` is not a valid amount.
             BudgetExceededError: The amount does not fit.
             SessionExpiredError: The session has expired.
+            SessionFrozenError: An operator froze the session (also in shadow mode).
             SessionError: The session could not be read.
             LedgerUnavailableError: A shared ledger could not be reached.
         """
@@ -837,7 +850,7 @@ class _LedgerBoundary:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, LedgerUnavailableError) and exc.session_id is None:
+        if isinstance(exc, (LedgerUnavailableError, SessionFrozenError)) and exc.session_id is None:
             exc.session_id = self._session_id
 
 
