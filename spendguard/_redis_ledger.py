@@ -37,6 +37,7 @@ calls :meth:`RedisLedger.reopen`. A Redis that comes back with its data (AOF) ca
 
 from __future__ import annotations
 
+import inspect
 import math
 import secrets
 import threading
@@ -172,6 +173,14 @@ def _lost(key: str) -> LedgerDataLostError:
     )
 
 
+def _cluster_retries() -> dict[str, Any]:
+    # One retry after a connection error (the topology may have changed). redis-py 5.x and
+    # later take a Retry object (and deprecate the count); 4.x knows only the count.
+    if "retry" in inspect.signature(redis.RedisCluster.__init__).parameters:
+        return {"retry": Retry(NoBackoff(), 1)}
+    return {"cluster_error_retry_attempts": 1}  # pragma: no cover - redis-py 4.x
+
+
 def _unavailable(exc: RedisError) -> LedgerUnavailableError:
     return LedgerUnavailableError(
         f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
@@ -250,25 +259,35 @@ class RedisLedger:
         timeout: float = 1.0,
         prefix: str = "spendguard",
         key_ttl: float | None = None,
+        cluster: bool = False,
+        **options: Any,
     ) -> RedisLedger:
-        """Connect to ``url`` (``redis://host:port/db``) with fail-closed settings.
+        """Connect to ``url`` with fail-closed settings.
 
         Args:
-            url: The Redis URL.
+            url: The Redis URL: ``redis://[[user]:password@]host:port/db``, or ``rediss://``
+                for TLS (ElastiCache and MemoryDB with encryption in transit).
             timeout: Seconds to wait for a connection or a reply before the call fails with
                 :class:`LedgerUnavailableError`.
             prefix: See :class:`RedisLedger`.
             key_ttl: See :class:`RedisLedger`.
+            cluster: ``url`` names a node of a Redis Cluster (cluster mode enabled): use
+                redis-py's ``RedisCluster``, which finds the other nodes itself and retries
+                a command once after a connection error (the ledger's operations are
+                idempotent, so a script run twice changes nothing more).
+            options: More keyword arguments for redis-py's ``from_url`` (e.g.
+                ``ssl_cert_reqs="required"``, ``ssl_ca_certs=...``, ``username=``,
+                ``password=``).
 
         Returns:
-            A ledger whose client never retries on its own (no script runs twice).
+            A ledger whose client gives up after ``timeout``.
         """
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **options}
+        client: redis.Redis | redis.RedisCluster
+        if cluster:
+            client = redis.RedisCluster.from_url(url, **_cluster_retries(), **options)
+        else:
+            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
         return cls(client, prefix=prefix, key_ttl=key_ttl)
 
     def keys(self, key: str) -> list[str]:
