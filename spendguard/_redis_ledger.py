@@ -50,7 +50,7 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.commands.core import Script
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
@@ -81,6 +81,9 @@ __all__ = ["DECIMALS", "RedisLedger", "from_units", "to_units"]
 #: Decimal places the ledger stores exactly (one unit is ``10**-DECIMALS``).
 DECIMALS = 18
 _UNIT = 10**DECIMALS
+# What a Redis call may raise when Redis (or a cluster node) fails; cluster errors about the
+# topology (no node reachable, a slot not covered) are not RedisErrors.
+_FAILURES = (RedisError, RedisClusterException)
 _KINDS: dict[str, Settlement] = {"s": "session", "e": "external"}
 _CODES = {kind: code for code, kind in _KINDS.items()}
 _SUFFIXES = (
@@ -181,7 +184,7 @@ def _cluster_retries() -> dict[str, Any]:
     return {"cluster_error_retry_attempts": 1}  # pragma: no cover - redis-py 4.x
 
 
-def _unavailable(exc: RedisError) -> LedgerUnavailableError:
+def _unavailable(exc: Exception) -> LedgerUnavailableError:
     return LedgerUnavailableError(
         f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
         "blocked until it answers again"
@@ -281,11 +284,17 @@ class RedisLedger:
 
         Returns:
             A ledger whose client gives up after ``timeout``.
+
+        Raises:
+            LedgerUnavailableError: ``cluster`` is set and no node of the cluster answered.
         """
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **options}
         client: redis.Redis | redis.RedisCluster
         if cluster:
-            client = redis.RedisCluster.from_url(url, **_cluster_retries(), **options)
+            try:  # finds the cluster's nodes at once
+                client = redis.RedisCluster.from_url(url, **_cluster_retries(), **options)
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
         else:
             client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
         return cls(client, prefix=prefix, key_ttl=key_ttl)
@@ -327,7 +336,7 @@ class RedisLedger:
     def _call(self, script: Script, key: str, args: list[str]) -> Any:
         try:
             return script(keys=self.keys(key), args=args)
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def _run(self, script: Script, key: str, args: Sequence[str]) -> list[Any]:
@@ -477,7 +486,7 @@ class RedisLedger:
             if frozen:
                 return bool(self._client.set(name, "1", nx=True))
             return bool(self._client.delete(name))
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def is_frozen(self, key: str) -> bool:
@@ -488,7 +497,7 @@ class RedisLedger:
         """
         try:
             return bool(self._client.exists(self.keys(key)[8]))
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def __repr__(self) -> str:
