@@ -213,8 +213,8 @@ class RedisLedger:
 
     Every method is one atomic Lua script per session key. All keys of a session share the hash
     tag ``{key}``, so the ledger works on Redis Cluster. Build it with :meth:`from_url`, or pass
-    a ``redis.Redis``/``redis.RedisCluster`` client (then configure its timeouts, and disable
-    its retries: a script retried after a lost reply may run twice).
+    a ``redis.Redis``/``redis.RedisCluster`` client (then configure its timeouts; retries are
+    safe, every operation being idempotent per hold id, but delay failing closed).
 
     If Redis loses a session's book, every method raises :class:`LedgerDataLostError` for that
     session until :meth:`reopen` (see the module docstring).
