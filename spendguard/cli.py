@@ -3,6 +3,7 @@
 Exit codes: 0 success; 1 other failure; 2 usage error; 3 credentials, profile or IAM access;
 4 session not found; 5 session expired; 6 the service could not be reached or is throttling.
 No command shows a traceback: every failure is one line on stderr (or JSON with ``--json``).
+``audit verify`` exits 1 when the chain is broken (an edited, deleted or moved line).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from spendguard import (
     SessionUnavailableError,
     SpendGuard,
 )
+from spendguard._cli_audit import add_commands as add_audit_commands
+from spendguard._cli_audit import run_report, run_verify
 
 if TYPE_CHECKING:
     from spendguard.emulator import PaymentsEmulator
@@ -105,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--budget", default="1.00", type=_budget, help="session budget in USD (default 1.00)"
     )
+    demo.add_argument("--audit", metavar="FILE", help="also write the audit trail (JSONL) here")
+    add_audit_commands(commands)
     return parser
 
 
@@ -145,9 +150,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_emulator(args, sys.stdout)
     if args.command == "session":
         return _show_session(args, sys.stdout)
+    if args.command == "audit":
+        return run_verify(args, sys.stdout)
+    if args.command == "report":
+        return run_report(args, sys.stdout)
     from spendguard.demo import main as demo_main  # noqa: PLC0415 - loaded only when asked
 
-    return demo_main(["--budget", args.budget])
+    return demo_main(["--budget", args.budget, *(["--audit", args.audit] if args.audit else [])])
 
 
 class _Terminated(Exception):
