@@ -69,16 +69,12 @@ class JsonlSink:
 
     def emit(self, record: DecisionRecord) -> None:
         """Append ``record`` as one chained line."""
-        fields = record.to_dict()
+        body = _body(record.to_dict())  # canonical: what the hash covers
         with self._lock:
-            body = _body(fields)
-            digest = _hash(self._prev, body)
-            line = json.dumps(
-                {**fields, "prev": self._prev, "hash": digest},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-            self._file.write(line + "\n")
+            prev = self._prev
+            digest = _hash(prev, body)
+            # The line is the body with the chain's two fields added at its end.
+            self._file.write(f'{body[:-1]},"prev":"{prev}","hash":"{digest}"}}\n')
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
