@@ -17,6 +17,7 @@ from support import ARN, SID, Clock, ScriptedClient, Session
 from spendguard import BudgetExceededError, InMemoryLedger, SpendGuard, SpendGuardError
 from spendguard.cli import main
 from spendguard.controls import HoldInfo, SessionControls, SessionFrozenError
+from spendguard.gate import ToolGate
 from spendguard.ledger import Ledger, OperatorLedger, ServerView
 from spendguard.redis_ledger import RedisLedger
 
@@ -162,6 +163,20 @@ def test_every_guard_of_a_frozen_session_blocks_without_ids_for_the_model(
     assert second.reserve("0.50").state == "held"
     with pytest.raises(BudgetExceededError):
         second.reserve("9.00")
+
+
+def test_a_tool_gate_blocks_a_frozen_sessions_calls_with_the_model_message(
+    ledger: OperatorLedger,
+) -> None:
+    gate = ToolGate(scripted_guard(ledger), {"search": "0.10"})
+    assert gate.admit("call-1", "search", {}) is None
+    gate.settle("call-1", ran=True)
+    SessionControls(ledger, ARN, SID).freeze()
+    blocked = gate.admit("call-2", "search", {})
+    assert blocked is not None
+    assert blocked.error.rule == "session_frozen"
+    assert blocked.message == SessionFrozenError("x").model_message
+    assert SID not in blocked.message
 
 
 def test_controls_list_what_guards_hold_and_settle_it(ledger: OperatorLedger) -> None:
