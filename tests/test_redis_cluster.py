@@ -17,6 +17,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 from redis_cluster import LocalCluster
+from redis_server import RedisServer, redis_binary
 
 from spendguard import LedgerUnavailableError, Money
 from spendguard.controls import SessionControls, SessionFrozenError
@@ -85,6 +86,63 @@ def test_sessions_spread_over_the_masters_with_each_sessions_keys_in_one_slot(
         assert controls.unfreeze()
         assert ledger.reserve(key, "d", D(1), view, "external", 600, T, tool="t")[0]
         assert [(h.hold_id, h.tool) for h in controls.holds()] == [("d", "t")]
+
+
+# -- an ACL user, as on ElastiCache (RBAC) and MemoryDB --------------------------------------
+
+# The rules docs/redis.md gives: the scripts' commands on the prefix's keys, and for a cluster
+# client the layout and command table it reads when it connects.
+ACL_RULES = ("~spendguard:*", "+@read", "+@write", "+@scripting", "+time")
+CLUSTER_ACL_RULES = ("+cluster|slots", "+command")
+
+
+def _acl_user(port: int, *rules: str) -> None:
+    admin = redis.Redis(port=port, socket_timeout=5)
+    try:
+        admin.execute_command("ACL", "SETUSER", "sg-test", "reset", "on", ">s3cret", *rules)
+    finally:
+        admin.close()
+
+
+def test_an_acl_user_with_the_documented_rules_runs_the_ledger_on_the_cluster(
+    cluster: LocalCluster,
+) -> None:
+    for node in cluster.nodes:
+        _acl_user(node.port, *ACL_RULES, *CLUSTER_ACL_RULES)
+    ledger = RedisLedger.from_url(cluster.url, cluster=True, username="sg-test", password="s3cret")
+    view = ServerView(D(10), D(0), T)
+    for key in one_session_per_master(cluster, ledger):
+        assert ledger.reserve(key, "a", D(2), view, "session", 600, T, tool="search")[0]
+        assert ledger.commit(key, "a", D(1), T, T)
+        assert ledger.reserve(key, "b", D(1), view, "external", 600, T)[0]
+        arn, sid = key.rsplit("/", 1)
+        controls = SessionControls(ledger, arn, sid)
+        assert [h.hold_id for h in controls.holds()] == ["b"]
+        assert controls.release("b") is not None
+        assert controls.freeze()
+        assert controls.unfreeze()
+        assert ledger.totals(key, None, T)[1:] == (D(0), D(1), D(0))
+    with pytest.raises(LedgerUnavailableError):  # a cluster client connects at once
+        RedisLedger.from_url(cluster.url, cluster=True, username="sg-test", password="nope")
+
+
+def test_an_acl_user_with_the_documented_rules_runs_the_ledger_on_one_redis() -> None:
+    server = RedisServer(redis_binary())
+    server.start()
+    try:
+        _acl_user(server.port, *ACL_RULES)
+        url = f"redis://sg-test:s3cret@127.0.0.1:{server.port}/0"
+        ledger, key = RedisLedger.from_url(url), f"{ARN}/payment-session-1"
+        assert ledger.reserve(key, "a", D(2), ServerView(D(10), D(0), T), "session", 600, T)[0]
+        assert ledger.commit(key, "a", D(2), T, T)
+        assert ledger.set_frozen(key, True)
+        assert ledger.is_frozen(key)
+        assert ledger.holds(key, T) == []
+        outside = RedisLedger.from_url(url, prefix="elsewhere")  # keys the user may not touch
+        with pytest.raises(LedgerUnavailableError, match="(?i)perm"):
+            outside.totals(key, None, T)
+    finally:
+        server.close()
 
 
 # -- four processes --------------------------------------------------------------------------
