@@ -139,7 +139,7 @@ def test_an_acl_user_with_the_documented_rules_runs_the_ledger_on_one_redis() ->
         assert ledger.is_frozen(key)
         assert ledger.holds(key, T) == []
         outside = RedisLedger.from_url(url, prefix="elsewhere")  # keys the user may not touch
-        with pytest.raises(LedgerUnavailableError, match="(?i)perm"):
+        with pytest.raises(LedgerUnavailableError, match=r"(?i)perm"):
             outside.totals(key, None, T)
     finally:
         server.close()
