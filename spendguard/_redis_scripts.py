@@ -217,8 +217,7 @@ end
 local function settle(id, hold, outcome, t)
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
-  redis.call('HSET', KEYS[7], id,
-             table.concat({outcome, hold.amount, hold.kind, hold.tool}, ' '))
+  redis.call('HSET', KEYS[7], id, table.concat({outcome, hold.amount, hold.kind, hold.tool}, ' '))
   redis.call('ZADD', KEYS[8], stamp(t + math.max(tonumber(hold.lease), MEMORY)), id)
 end
 local function forget(t)
