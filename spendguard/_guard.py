@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from spendguard._aws import check_aws_options, default_client
 from spendguard._cache import Freshness, SessionCache
@@ -32,6 +32,9 @@ from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
 from spendguard.policies import Mode, Policies, ThresholdEvent, WouldBlock
+
+if TYPE_CHECKING:
+    from spendguard.approval import Approvals
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 
@@ -277,10 +280,10 @@ class SpendGuard:
         money: Money,
         tool: str | None,
         now: float,
-        hold: tuple[str, Settlement] | None = None,
+        hold: tuple[str, Settlement, float] | None = None,
     ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
         """The one decision of check (``hold`` None: nothing is held) and reserve (``hold``:
-        its id and settlement): the refusal if any, what is left under the deciding rule, and
+        its id, settlement and lease): the refusal if any, what is left under the deciding rule, and
         the thresholds the hold crossed."""
         sid = self.payment_session_id
         if self._expired(snap, now):
@@ -291,7 +294,11 @@ class SpendGuard:
         return self._judge_policies(self._policies, money, snap, tool, now, hold)
 
     def _judge_plain(
-        self, money: Money, snap: SessionSnapshot, now: float, hold: tuple[str, Settlement] | None
+        self,
+        money: Money,
+        snap: SessionSnapshot,
+        now: float,
+        hold: tuple[str, Settlement, float] | None,
     ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
         sid = self.payment_session_id
         with self._ledger_boundary:
@@ -299,9 +306,9 @@ class SpendGuard:
                 totals = self._ledger.totals(self._key, snap.view, now)
                 granted = money.amount <= totals.effective
             else:
-                hold_id, kind = hold
+                hold_id, kind, lease = hold
                 granted, totals = self._ledger.reserve(
-                    self._key, hold_id, money.amount, snap.view, kind, self._lease, now
+                    self._key, hold_id, money.amount, snap.view, kind, lease, now
                 )
         available = _trusted(totals.effective, self._currency)
         if granted:
@@ -315,7 +322,7 @@ class SpendGuard:
         snap: SessionSnapshot,
         tool: str | None,
         now: float,
-        hold: tuple[str, Settlement] | None,
+        hold: tuple[str, Settlement, float] | None,
     ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
         sid = self.payment_session_id
         most, specific = policies._per_call_max(tool)
@@ -326,7 +333,7 @@ class SpendGuard:
             return error, most, ()
         max_spend = None if snap.max_spend is None else snap.max_spend.amount
         resolved = policies._resolve(tool, max_spend)
-        hold_id, kind = hold or ("", self._settlement)
+        hold_id, kind, lease = hold or ("", self._settlement, self._lease)
         ledger: PolicyLedger = self._ledger  # type: ignore[assignment]  # checked at start-up
         with self._ledger_boundary:
             verdict = ledger.admit(
@@ -335,7 +342,7 @@ class SpendGuard:
                 money.amount,
                 snap.view,
                 kind,
-                self._lease,
+                lease,
                 now,
                 resolved.limits,
                 probe=hold is None,
@@ -396,11 +403,16 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Hold:
         kind = self._settlement if settlement is None else check_settlement(settlement)
         now = self._timer()
         hold_id = f"{self._token}-{next(self._ids)}"
-        error, _, crossed = self._judge(snap, money, tool, now, (hold_id, kind))
+        if not self._expired(snap, now) and lease is not None:
+            # An explicit lease (a hold awaiting approval) never outlives the session.
+            lease = min(lease, snap.expires_mono - now)
+        held = (hold_id, kind, self._lease if lease is None else lease)
+        error, _, crossed = self._judge(snap, money, tool, now, held)
         if error is not None:
             raise error
         self._cross(crossed)
@@ -462,6 +474,7 @@ class SpendGuard:
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Hold:
         """Hold ``amount`` for a call about to run.
 
@@ -472,6 +485,9 @@ class SpendGuard:
                 the call spent nothing (the hold is released). Any other exception keeps the
                 charge, since the paid action may have happened before it.
             tool: The tool (or action) the charge is for, kept on the hold.
+            lease: Seconds after which this hold, if unsettled, lapses into a charge, instead
+                of the guard's ``hold_lease`` (e.g. the time a person has to approve it);
+                never past the session's expiry.
 
         Returns:
             The hold; use it as a context manager or settle it explicitly.
@@ -485,11 +501,11 @@ class SpendGuard:
         """
         money = Money.of(amount, self._currency)
         release_on = check_release_on(release_on)
-        tool = _tool(tool)
+        tool, lease = _tool(tool), _lease(lease)
         if settlement is not None:
             check_settlement(settlement)
         try:
-            return self._hold(self._session(), money, settlement, release_on, tool)
+            return self._hold(self._session(), money, settlement, release_on, tool, lease)
         except _REFUSALS as error:
             return self._shadow(error, money, settlement, release_on, tool)
 
@@ -500,6 +516,7 @@ class SpendGuard:
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        lease: float | None = None,
     ) -> Reservation:
         """Async :meth:`reserve`: ``await`` it, or use it directly with ``async with``.
 
@@ -512,9 +529,8 @@ class SpendGuard:
         money = Money.of(amount, self._currency)
         if settlement is not None:
             check_settlement(settlement)
-        return Reservation(
-            self._ashadowed(money, settlement, check_release_on(release_on), _tool(tool))
-        )
+        checked = (check_release_on(release_on), _tool(tool), _lease(lease))
+        return Reservation(self._ashadowed(money, settlement, *checked))
 
     async def _ashadowed(
         self,
@@ -522,9 +538,10 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn,
         tool: str | None,
+        lease: float | None = None,
     ) -> Hold:
         try:
-            return await self._areserve(money, settlement, release_on, tool)
+            return await self._areserve(money, settlement, release_on, tool, lease)
         except _REFUSALS as error:
             return self._shadow(error, money, settlement, release_on, tool)
 
@@ -534,14 +551,15 @@ class SpendGuard:
         settlement: Settlement | None,
         release_on: ReleaseOn,
         tool: str | None,
+        lease: float | None = None,
     ) -> Hold:
         snap = await self._asession()
         if self._local_ledger:
-            return self._hold(snap, money, settlement, release_on, tool)
+            return self._hold(snap, money, settlement, release_on, tool, lease)
         claim = _Claim()
 
         def hold_unless_cancelled() -> Hold:
-            hold = self._hold(snap, money, settlement, release_on, tool)
+            hold = self._hold(snap, money, settlement, release_on, tool, lease)
             if not claim.deliver(hold):
                 _release_quietly(hold)
             return hold
@@ -623,6 +641,7 @@ class SpendGuard:
         *,
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
+        approvals: Approvals | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorate a sync or async function so every call is paid for from the budget.
 
@@ -636,11 +655,14 @@ class SpendGuard:
                 the amount.
             settlement: Settlement of these charges (default: the guard's).
             release_on: Exception types that mean the call spent nothing.
+            approvals: Ask a person (:class:`spendguard.approval.Approvals`) before a call
+                whose cost needs approval; the call's arguments are bound to the request. A
+                rejection releases the hold and raises ``ApprovalRejectedError``.
 
         Returns:
             A decorator that keeps the function's signature and metadata.
         """
-        return charges(self, cost, settlement, check_release_on(release_on))
+        return charges(self, cost, settlement, check_release_on(release_on), approvals)
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
@@ -679,6 +701,10 @@ def _check_policies(policies: object, mode: object, ledger: Ledger | None, curre
 
 def _tool(tool: str | None) -> str | None:
     return None if tool is None else check_text("tool", tool)
+
+
+def _lease(lease: float | None) -> float | None:
+    return None if lease is None else check_seconds("lease", lease)
 
 
 def _check_callables(**functions: object) -> None:
