@@ -11,6 +11,7 @@ caller passed also derive from :class:`ValueError`::
     ├── BudgetExceededError                .requested, .available, .currency
     │   └── PolicyViolationError           .tool, .limit, .window: a spend policy refused it
     ├── SessionExpiredError                .expires_at
+    ├── SessionFrozenError                 an operator froze the session
     ├── SessionError                       reading the payment session failed
     │   ├── SessionConfigurationError      no region, no credentials, unknown profile, no endpoint
     │   ├── SessionAccessDeniedError       AccessDeniedException, rejected credentials
@@ -55,6 +56,7 @@ __all__ = [
     "SessionConfigurationError",
     "SessionError",
     "SessionExpiredError",
+    "SessionFrozenError",
     "SessionNotFoundError",
     "SessionRequestError",
     "SessionUnavailableError",
@@ -289,6 +291,17 @@ class SessionExpiredError(SpendGuardError):
             "Payment blocked: the payment session has expired. Do not retry; a new payment "
             "session is needed."
         )
+
+
+class SessionFrozenError(SpendGuardError):
+    """An operator froze the payment session: every guard of it blocks until it is unfrozen.
+
+    Raised by ``reserve`` (checked in the same atomic step as the hold); ``check`` answers
+    not allowed with the same rule.
+    """
+
+    _model_reason = "payments for this session are paused by an operator"
+    rule = "session_frozen"
 
 
 class SessionError(SpendGuardError):

@@ -24,6 +24,7 @@ from spendguard._errors import (
     PolicyViolationError,
     SessionError,
     SessionExpiredError,
+    SessionFrozenError,
     SpendGuardError,
 )
 from spendguard._hold import Hold, ReleaseOn, Reservation
@@ -289,14 +290,22 @@ class SpendGuard:
         if self._expired(snap, now):
             expired = SessionExpiredError(snap.expires_at, session_id=sid)
             return expired, Money.zero(self._currency), ()
-        if self._policies is None:
-            return self._judge_plain(money, snap, now, hold)
-        return self._judge_policies(self._policies, money, snap, tool, now, hold)
+        try:
+            if self._policies is None:
+                return self._judge_plain(money, snap, tool, now, hold)
+            return self._judge_policies(self._policies, money, snap, tool, now, hold)
+        except SessionFrozenError as frozen:  # an operator's stop, even in shadow mode
+            return frozen, Money.zero(self._currency), ()
+
+    def _frozen(self) -> bool:
+        is_frozen = getattr(self._ledger, "is_frozen", None)  # optional for custom ledgers
+        return is_frozen is not None and bool(is_frozen(self._key))
 
     def _judge_plain(
         self,
         money: Money,
         snap: SessionSnapshot,
+        tool: str | None,
         now: float,
         hold: tuple[str, Settlement, float] | None,
     ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
@@ -305,10 +314,14 @@ class SpendGuard:
             if hold is None:
                 totals = self._ledger.totals(self._key, snap.view, now)
                 granted = money.amount <= totals.effective
+                if self._frozen():
+                    raise SessionFrozenError(
+                        f"payment session {sid} is frozen by an operator", session_id=sid
+                    )
             else:
                 hold_id, kind, lease = hold
                 granted, totals = self._ledger.reserve(
-                    self._key, hold_id, money.amount, snap.view, kind, lease, now
+                    self._key, hold_id, money.amount, snap.view, kind, lease, now, tool=tool
                 )
         available = _trusted(totals.effective, self._currency)
         if granted:
@@ -496,6 +509,7 @@ class SpendGuard:
             InvalidAmountError: ``amount`` is not a valid amount.
             BudgetExceededError: The amount does not fit.
             SessionExpiredError: The session has expired.
+            SessionFrozenError: An operator froze the session (also in shadow mode).
             SessionError: The session could not be read.
             LedgerUnavailableError: A shared ledger could not be reached.
         """
@@ -726,7 +740,7 @@ class _LedgerBoundary:
         return None
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, LedgerUnavailableError) and exc.session_id is None:
+        if isinstance(exc, (LedgerUnavailableError, SessionFrozenError)) and exc.session_id is None:
             exc.session_id = self._session_id
 
 

@@ -12,6 +12,14 @@ ledger (Redis) implements the same :class:`Ledger` protocol and the same rules:
   server has absorbed it, see :meth:`Ledger.observe`.
 * **Leases**: a hold not settled within its lease lapses. A lapsed hold may have been spent, so
   it becomes an external charge of its full amount: the budget over-counts, it never forgets.
+* **Idempotent per hold id**: a client that retries an operation whose reply it lost (redis-py's
+  ``RedisCluster`` does after a connection error) gets the first answer again. A reserve of a
+  hold id that is open, or was settled, answers granted when the amount is the same and never
+  holds twice; a commit or release of a settled hold answers as the first did and changes no
+  totals. Settled hold ids are remembered for a lease's length (at least a minute) after
+  settling.
+* **Freeze**: an operator may freeze a session; a reserve then raises
+  :class:`~spendguard._errors.SessionFrozenError` in the same atomic step that would hold.
 
 **Policies** (:mod:`spendguard.policies`) are checked in the same atomic step as the hold, by
 :meth:`InMemoryLedger.admit` (and ``RedisLedger.admit``): a per-tool cap counts the tool's
@@ -33,23 +41,27 @@ server can let that charge drop early; charges never drop without both condition
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from spendguard._errors import InvalidAmountError
+from spendguard._errors import InvalidAmountError, SessionFrozenError
+from spendguard._fork import track_for_fork
 from spendguard._money import CONTEXT
 
 __all__ = [
     "NO_LIMITS",
     "Admission",
+    "HoldInfo",
     "InMemoryLedger",
     "Ledger",
     "LedgerTotals",
     "Limits",
     "Mark",
+    "OperatorLedger",
     "PolicyLedger",
     "ServerView",
     "Settlement",
@@ -57,7 +69,11 @@ __all__ = [
 ]
 
 Settlement = Literal["session", "external"]
+#: How a hold was settled: committed, released, lapsed, dropped or charged by an operator.
+_Outcome = Literal["committed", "released", "lapsed", "dropped", "charged"]
 _ZERO = Decimal(0)
+#: Settled hold ids are remembered for the hold's lease, and at least this many seconds.
+_MEMORY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +131,19 @@ class Ledger(Protocol):
         settlement: Settlement,
         lease_seconds: float,
         now: float,
+        *,
+        tool: str | None = None,
     ) -> tuple[bool, LedgerTotals]:
         """Observe ``view``, then hold ``amount`` if it fits.
 
+        A hold id that is open or was settled is never held again: the answer is granted when
+        ``amount`` is the one first held (a retry), refused otherwise.
+
         Returns:
             Whether the hold was granted, and the totals before it.
+
+        Raises:
+            SessionFrozenError: An operator froze the session.
         """
         ...  # pragma: no cover
 
@@ -131,16 +155,75 @@ class Ledger(Protocol):
         ``evidence_time`` is the server time after which a view may show the charge absorbed.
 
         Returns:
-            False if the hold was unknown (lapsed or settled already): nothing changed.
+            True if the hold was committed, now or by an earlier call (a retry changes
+            nothing); False if it was unknown, lapsed or released: nothing changed.
         """
         ...  # pragma: no cover
 
     def release(self, key: str, hold_id: str, now: float) -> bool:
-        """Drop a hold without charging. Returns False if the hold was unknown."""
+        """Drop a hold without charging.
+
+        Returns:
+            True if the hold was released, now or by an earlier call; False if it was unknown,
+            lapsed or committed.
+        """
         ...  # pragma: no cover
 
     def totals(self, key: str, view: ServerView | None, now: float) -> LedgerTotals:
         """Observe ``view`` (if given), lapse expired holds, and return the totals."""
+        ...  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class HoldInfo:
+    """One open hold, as an operator sees it.
+
+    Attributes:
+        hold_id: The hold's id (``Hold.id``).
+        amount: The amount held.
+        settlement: ``"session"`` or ``"external"``.
+        tool: The tool the hold is for, None when not named.
+        age: Seconds since the hold was taken (by the ledger's clock).
+        lease_left: Seconds until the hold lapses into a charge (0 when due).
+    """
+
+    hold_id: str
+    amount: Decimal
+    settlement: Settlement
+    tool: str | None
+    age: float
+    lease_left: float
+
+
+@runtime_checkable
+class OperatorLedger(Ledger, Protocol):
+    """A ledger with operator controls (both built-in ledgers); optional for custom ones."""
+
+    def holds(self, key: str, now: float) -> list[HoldInfo]:
+        """The open holds of session ``key`` (lapsing those that are due first), oldest first."""
+        ...  # pragma: no cover
+
+    def settle_stuck(self, key: str, hold_id: str, charge: bool, now: float) -> HoldInfo | None:
+        """Settle an open hold for an operator.
+
+        ``charge=False`` drops it as not spent (a later commit by its guard still charges);
+        ``charge=True`` counts its full amount as spent for the session's life, as a lapse does.
+
+        Returns:
+            The hold as it was, or None if it was not open (nothing changed).
+        """
+        ...  # pragma: no cover
+
+    def set_frozen(self, key: str, frozen: bool) -> bool:
+        """Freeze (every reserve of the session raises) or unfreeze session ``key``.
+
+        Returns:
+            Whether the state changed.
+        """
+        ...  # pragma: no cover
+
+    def is_frozen(self, key: str) -> bool:
+        """Whether session ``key`` is frozen."""
         ...  # pragma: no cover
 
 
@@ -238,6 +321,18 @@ class _Hold:
     settlement: Settlement
     deadline: float
     tool: str | None = None
+    created: float = 0.0
+
+    def info(self, hold_id: str, now: float) -> HoldInfo:
+        left = max(0.0, self.deadline - now)
+        return HoldInfo(hold_id, self.amount, self.settlement, self.tool, now - self.created, left)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    outcome: _Outcome
+    hold: _Hold  # as it was held
+    until: float  # forgotten after this time
 
 
 @dataclass(slots=True)
@@ -263,6 +358,8 @@ class _Book:
     calls: dict[str, _Call] = field(default_factory=dict)
     fired: set[str] = field(default_factory=set)
     horizon: float = 0.0
+    settled: dict[str, _Settled] = field(default_factory=dict)
+    forget_at: list[tuple[float, str]] = field(default_factory=list)  # a heap
 
     def observe(self, view: ServerView) -> None:
         if view is self.view:
@@ -299,14 +396,37 @@ class _Book:
             self.unreflected = CONTEXT.subtract(self.unreflected, dropped)
 
     def lapse(self, now: float) -> None:
+        while self.forget_at and self.forget_at[0][0] <= now:
+            until, hold_id = heapq.heappop(self.forget_at)
+            done = self.settled.get(hold_id)
+            if done is not None and done.until <= until:
+                del self.settled[hold_id]
         if now < self.next_deadline:
             return
         for hold_id, hold in list(self.holds.items()):
             if hold.deadline <= now:
-                del self.holds[hold_id]
-                self.held = CONTEXT.subtract(self.held, hold.amount)
+                self.settle(hold_id, "lapsed", now)
                 self.external = CONTEXT.add(self.external, hold.amount)
         self.next_deadline = min((h.deadline for h in self.holds.values()), default=float("inf"))
+
+    def settle(self, hold_id: str, outcome: _Outcome, now: float) -> _Hold:
+        """Close an open hold and remember how, for its lease (at least a minute)."""
+        hold = self.holds.pop(hold_id)
+        self.held = CONTEXT.subtract(self.held, hold.amount)
+        until = now + max(hold.deadline - hold.created, _MEMORY)
+        self.settled[hold_id] = _Settled(outcome, hold, until)
+        heapq.heappush(self.forget_at, (until, hold_id))
+        return hold
+
+    def charge(self, amount: Decimal, settlement: Settlement, evidence_time: float) -> None:
+        if settlement == "external":
+            self.external = CONTEXT.add(self.external, amount)
+        elif amount:
+            self.pending.append((amount, evidence_time))
+            self.unreflected = CONTEXT.add(self.unreflected, amount)
+            # The newest view may already show this payment (a refresh between paying and
+            # committing): it is evidence too, not only views still to come.
+            self.reconcile()
 
     def totals(self) -> LedgerTotals:
         return LedgerTotals(self.view.available, self.held, self.unreflected, self.external)
@@ -372,16 +492,27 @@ class _Book:
             self.calls[hold_id].amount = actual
 
 
+def _frozen(key: str) -> SessionFrozenError:
+    return SessionFrozenError(
+        f"payment session {key} is frozen by an operator: every charge is blocked until it is "
+        "unfrozen (spendguard session unfreeze)"
+    )
+
+
 class InMemoryLedger:
     """The default ledger: holds live in this process, guarded by one lock.
 
     Share one instance between guards of the same session in a process; use a shared ledger
-    (``RedisLedger``) when several processes spend from one session.
+    (``RedisLedger``) when several processes spend from one session. A process that forks
+    while this ledger holds money warns in the child (:class:`ForkedLedgerWarning`): parent
+    and child would each spend the same budget.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._books: dict[str, _Book] = {}
+        self._frozen: set[str] = set()
+        track_for_fork(self)
 
     def _book(self, key: str, view: ServerView | None, now: float) -> _Book:
         book = self._books.get(key)
@@ -403,11 +534,12 @@ class InMemoryLedger:
         settlement: Settlement,
         lease_seconds: float,
         now: float,
+        *,
+        tool: str | None = None,
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`Ledger.reserve`."""
-        admission = self.admit(
-            key, hold_id, amount, view, settlement, lease_seconds, now, NO_LIMITS
-        )
+        limits = NO_LIMITS if tool is None else NO_LIMITS._replace(tool=tool)
+        admission = self.admit(key, hold_id, amount, view, settlement, lease_seconds, now, limits)
         return admission.granted, admission.totals
 
     def admit(
@@ -433,13 +565,20 @@ class InMemoryLedger:
                 book.horizon = max(book.horizon, limits.horizon)
                 book.forget(now, book.horizon)
             totals = book.totals()
+            known = None if probe else self._known(book, hold_id)
+            if known is not None:  # a retry: answer as the first time, never hold twice
+                if known.amount != amount:
+                    return Admission(False, totals, "hold_exists", _ZERO, None, ())
+                if hold_id in book.holds:
+                    totals = totals._replace(held=CONTEXT.subtract(totals.held, amount))
+                return Admission(True, totals, None, totals.effective, None, ())
+            if key in self._frozen:
+                raise _frozen(key)
             rule, room, window = book.judge(amount, totals.effective, limits, now)
-            if rule is None and hold_id in book.holds:
-                rule = "hold_exists"
             if probe or rule is not None:
                 return Admission(False, totals, rule, room, window, ())
             deadline = now + lease_seconds
-            book.holds[hold_id] = _Hold(amount, settlement, deadline, limits.tool)
+            book.holds[hold_id] = _Hold(amount, settlement, deadline, limits.tool, now)
             book.held = CONTEXT.add(book.held, amount)
             book.next_deadline = min(book.next_deadline, deadline)
             if limits.tool is not None:
@@ -447,6 +586,14 @@ class InMemoryLedger:
             if limits.horizon:
                 book.calls[hold_id] = _Call(now, limits.tool, amount)
             return Admission(True, totals, None, room, None, book.fire(limits))
+
+    @staticmethod
+    def _known(book: _Book, hold_id: str) -> _Hold | None:
+        """The hold ``hold_id`` if it is open or was settled lately."""
+        if hold_id in book.holds:
+            return book.holds[hold_id]
+        done = book.settled.get(hold_id)
+        return None if done is None else done.hold
 
     def commit(
         self, key: str, hold_id: str, actual: Decimal, evidence_time: float, now: float
@@ -459,23 +606,32 @@ class InMemoryLedger:
             book.lapse(now)
             hold = book.holds.get(hold_id)
             if hold is None:
-                return False
+                return self._commit_settled(book, hold_id, actual, evidence_time)
             if actual > hold.amount or actual < 0:
                 raise InvalidAmountError(
                     f"cannot commit {actual}: the hold is {hold.amount}", value=actual
                 )
-            del book.holds[hold_id]
-            book.held = CONTEXT.subtract(book.held, hold.amount)
+            book.settle(hold_id, "committed", now)
             book.use(hold_id, hold, actual)
-            if hold.settlement == "external":
-                book.external = CONTEXT.add(book.external, actual)
-            elif actual:
-                book.pending.append((actual, evidence_time))
-                book.unreflected = CONTEXT.add(book.unreflected, actual)
-                # The newest view may already show this payment (a refresh between paying
-                # and committing): it is evidence too, not only views still to come.
-                book.reconcile()
+            book.charge(actual, hold.settlement, evidence_time)
             return True
+
+    @staticmethod
+    def _commit_settled(book: _Book, hold_id: str, actual: Decimal, evidence_time: float) -> bool:
+        done = book.settled.get(hold_id)
+        if done is None or done.outcome not in ("committed", "dropped"):
+            return False
+        if done.outcome == "dropped":  # an operator said "not spent"; the call says it was
+            hold = done.hold
+            if actual > hold.amount or actual < 0:
+                raise InvalidAmountError(
+                    f"cannot commit {actual}: the hold was {hold.amount}", value=actual
+                )
+            book.settled[hold_id] = _Settled("committed", hold, done.until)
+            # Its share of the tool's cap was given back when dropped: take ``actual`` again.
+            book.use(hold_id, _Hold(_ZERO, hold.settlement, hold.deadline, hold.tool), actual)
+            book.charge(actual, hold.settlement, evidence_time)
+        return True
 
     def release(self, key: str, hold_id: str, now: float) -> bool:
         """See :meth:`Ledger.release`."""
@@ -484,12 +640,11 @@ class InMemoryLedger:
             if book is None:
                 return False
             book.lapse(now)
-            hold = book.holds.pop(hold_id, None)
-            if hold is None:
-                return False
-            book.held = CONTEXT.subtract(book.held, hold.amount)
-            book.use(hold_id, hold, None)
-            return True
+            if hold_id in book.holds:
+                book.use(hold_id, book.settle(hold_id, "released", now), None)
+                return True
+            done = book.settled.get(hold_id)
+            return done is not None and done.outcome in ("released", "dropped")
 
     def totals(self, key: str, view: ServerView | None, now: float) -> LedgerTotals:
         """See :meth:`Ledger.totals`."""
@@ -499,3 +654,60 @@ class InMemoryLedger:
             except KeyError:
                 zero = _ZERO
                 return LedgerTotals(zero, zero, zero, zero)
+
+    # -- operator controls ----------------------------------------------------------------
+
+    def holds(self, key: str, now: float) -> list[HoldInfo]:
+        """See :meth:`OperatorLedger.holds`; ``now`` is the guards' monotonic clock."""
+        with self._lock:
+            book = self._books.get(key)
+            if book is None:
+                return []
+            book.lapse(now)
+            found = [hold.info(hold_id, now) for hold_id, hold in book.holds.items()]
+        return sorted(found, key=lambda info: -info.age)
+
+    def settle_stuck(self, key: str, hold_id: str, charge: bool, now: float) -> HoldInfo | None:
+        """See :meth:`OperatorLedger.settle_stuck`."""
+        with self._lock:
+            book = self._books.get(key)
+            if book is None:
+                return None
+            book.lapse(now)
+            hold = book.holds.get(hold_id)
+            if hold is None:
+                return None
+            info = hold.info(hold_id, now)
+            book.settle(hold_id, "charged" if charge else "dropped", now)
+            if charge:  # as a lapse: spent in full, for the tool's cap and windows too
+                book.external = CONTEXT.add(book.external, hold.amount)
+            else:
+                book.use(hold_id, hold, None)
+            return info
+
+    def set_frozen(self, key: str, frozen: bool) -> bool:
+        """See :meth:`OperatorLedger.set_frozen`."""
+        with self._lock:
+            was = key in self._frozen
+            if frozen:
+                self._frozen.add(key)
+            else:
+                self._frozen.discard(key)
+            return was != frozen
+
+    def is_frozen(self, key: str) -> bool:
+        """See :meth:`OperatorLedger.is_frozen`."""
+        with self._lock:
+            return key in self._frozen
+
+    # -- fork detection -------------------------------------------------------------------
+
+    def _live(self) -> bool:
+        """Whether any session holds money or carries charges (read without the lock: called
+        in a freshly forked child, where no other thread runs)."""
+        return any(book.holds or book.unreflected or book.external for book in self._books.values())
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent may have held the lock at the fork: the child's copy would
+        # stay locked forever.
+        self._lock = threading.Lock()

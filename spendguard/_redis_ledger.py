@@ -21,7 +21,10 @@ hold becomes an external charge of its full amount (it may have been spent): the
 over-counts, it never forgets.
 
 Failures close: any Redis error (refused, reset, timed out, read-only replica, ...) raises
-:class:`LedgerUnavailableError` chained to it, and the next call simply tries again.
+:class:`LedgerUnavailableError` chained to it, and the next call simply tries again. Every
+operation is idempotent per hold id (a retried script answers as the first run did and changes
+nothing more), so a client that retries after a lost reply, as redis-py's ``RedisCluster``
+does, never holds or charges twice.
 
 Lost data closes too. Each book carries a generation (a random name given when it is created)
 and a version (bumped by every write); a ledger remembers, per session, the newest pair it saw
@@ -60,17 +63,36 @@ from spendguard._errors import (
     LedgerDataLostError,
     LedgerUnavailableError,
 )
-from spendguard._ledger import LedgerTotals, ServerView, Settlement
+from spendguard._ledger import HoldInfo, LedgerTotals, ServerView, Settlement, _frozen
 from spendguard._money import CONTEXT
-from spendguard._redis_scripts import COMMIT, RELEASE, REOPEN, RESERVE, TOTALS
+from spendguard._redis_scripts import (
+    COMMIT,
+    HOLDS,
+    RELEASE,
+    REOPEN,
+    RESERVE,
+    SETTLE_STUCK,
+    TOTALS,
+)
 
 __all__ = ["DECIMALS", "RedisLedger", "from_units", "to_units"]
 
 #: Decimal places the ledger stores exactly (one unit is ``10**-DECIMALS``).
 DECIMALS = 18
 _UNIT = 10**DECIMALS
-_KINDS: dict[str, str] = {"session": "s", "external": "e"}
-_SUFFIXES = ("book", "holds", "deadlines", "pending", "lost", "retired")
+_KINDS: dict[str, Settlement] = {"s": "session", "e": "external"}
+_CODES = {kind: code for code, kind in _KINDS.items()}
+_SUFFIXES = (
+    "book",
+    "holds",
+    "deadlines",
+    "pending",
+    "lost",
+    "retired",
+    "settled",
+    "forget",
+    "frozen",
+)
 
 
 def to_units(value: Decimal, what: str) -> str:
@@ -150,6 +172,24 @@ def _lost(key: str) -> LedgerDataLostError:
     )
 
 
+def _unavailable(exc: RedisError) -> LedgerUnavailableError:
+    return LedgerUnavailableError(
+        f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
+        "blocked until it answers again"
+    )
+
+
+def _hold_info(hold_id: str, record: str, deadline: object, now: float) -> HoldInfo:
+    fields = record.split(" ", 4)
+    amount, kind = from_units(fields[0]), _KINDS[fields[1]]
+    if len(fields) < 5:  # written before 0.3: no creation time, lease or tool
+        age, tool = 0.0, None
+    else:
+        age, tool = now - float(fields[2]), fields[4] or None
+    left = 0.0 if deadline is None else max(0.0, float(_text(deadline)) - now)
+    return HoldInfo(hold_id, amount, kind, tool, max(0.0, age), left)
+
+
 class _Seen(NamedTuple):
     gen: str  # the book's generation
     ver: int  # the newest version of it this ledger saw
@@ -199,6 +239,8 @@ class RedisLedger:
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
         self._totals = client.register_script(TOTALS)
+        self._holds = client.register_script(HOLDS)
+        self._settle_stuck = client.register_script(SETTLE_STUCK)
 
     @classmethod
     def from_url(
@@ -231,7 +273,9 @@ class RedisLedger:
 
     def keys(self, key: str) -> list[str]:
         """The Redis keys of session ``key``, all in one hash slot: book, holds, deadlines,
-        pending, lost (the LOST marker) and retired (generations retired by :meth:`reopen`)."""
+        pending, lost (the LOST marker), retired (generations retired by :meth:`reopen`),
+        settled and forget (how recently settled holds ended), frozen (see :meth:`set_frozen`).
+        """
         return [f"{self._prefix}:{{{key}}}:{suffix}" for suffix in _SUFFIXES]
 
     def reopen(self, payment_manager_arn: str, payment_session_id: str) -> bool:
@@ -265,10 +309,7 @@ class RedisLedger:
         try:
             return script(keys=self.keys(key), args=args)
         except RedisError as exc:
-            raise LedgerUnavailableError(
-                f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
-                "blocked until it answers again"
-            ) from exc
+            raise _unavailable(exc) from exc
 
     def _run(self, script: Script, key: str, args: Sequence[str]) -> list[Any]:
         sent = time.monotonic()
@@ -305,6 +346,8 @@ class RedisLedger:
         settlement: Settlement,
         lease_seconds: float,
         now: float,
+        *,
+        tool: str | None = None,
     ) -> tuple[bool, LedgerTotals]:
         """See :meth:`spendguard._ledger.Ledger.reserve`.
 
@@ -313,6 +356,7 @@ class RedisLedger:
         Raises:
             InvalidArgumentError: ``lease_seconds`` is negative or not finite.
             InvalidAmountError: An amount is negative or has more than 18 decimal places.
+            SessionFrozenError: An operator froze the session.
             LedgerUnavailableError: Redis could not be reached or did not answer in time.
             LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
         """
@@ -321,10 +365,13 @@ class RedisLedger:
             hold_id,
             _amount(amount, "hold amount"),
             *_view_args(view),
-            _KINDS[settlement],
+            _CODES[settlement],
             _duration(lease_seconds, "lease_seconds"),
+            "" if tool is None else tool,
         ]
         reply = self._run(self._reserve, key, args)
+        if int(reply[0]) == -1:
+            raise _frozen(key)
         return int(reply[0]) == 1, _totals(reply[1:])
 
     def commit(
@@ -369,6 +416,61 @@ class RedisLedger:
         view_args = ["", "", "", "", "0"] if view is None else [*_view_args(view), "1"]
         reply = self._run(self._totals, key, view_args)
         return _totals(reply)
+
+    # -- operator controls ----------------------------------------------------------------
+
+    def holds(self, key: str, now: float) -> list[HoldInfo]:
+        """See :meth:`spendguard._ledger.OperatorLedger.holds`; ages and leases follow Redis
+        ``TIME`` (``now`` is not used).
+
+        Raises:
+            LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
+        """
+        reply = self._run(self._holds, key, [])
+        clock = float(_text(reply[0]))
+        found = [
+            _hold_info(_text(reply[i]), _text(reply[i + 1]), reply[i + 2], clock)
+            for i in range(1, len(reply), 3)
+        ]
+        return sorted(found, key=lambda info: (-info.age, info.hold_id))
+
+    def settle_stuck(self, key: str, hold_id: str, charge: bool, now: float) -> HoldInfo | None:
+        """See :meth:`spendguard._ledger.OperatorLedger.settle_stuck`.
+
+        Raises:
+            LedgerUnavailableError: Redis could not be reached or did not answer in time.
+            LedgerDataLostError: Redis lost this session's book; see :meth:`reopen`.
+        """
+        reply = self._run(self._settle_stuck, key, [hold_id, "1" if charge else "0"])
+        if int(reply[0]) == 0:
+            return None
+        return _hold_info(hold_id, _text(reply[2]), reply[3], float(_text(reply[1])))
+
+    def set_frozen(self, key: str, frozen: bool) -> bool:
+        """See :meth:`spendguard._ledger.OperatorLedger.set_frozen`.
+
+        Raises:
+            LedgerUnavailableError: Redis could not be reached or did not answer in time.
+        """
+        name = self.keys(key)[8]
+        try:
+            if frozen:
+                return bool(self._client.set(name, "1", nx=True))
+            return bool(self._client.delete(name))
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    def is_frozen(self, key: str) -> bool:
+        """See :meth:`spendguard._ledger.OperatorLedger.is_frozen`.
+
+        Raises:
+            LedgerUnavailableError: Redis could not be reached or did not answer in time.
+        """
+        try:
+            return bool(self._client.exists(self.keys(key)[8]))
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
 
     def __repr__(self) -> str:
         return f"RedisLedger(prefix={self._prefix!r})"

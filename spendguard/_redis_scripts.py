@@ -4,15 +4,28 @@ Each operation is the shared :data:`LIBRARY` followed by its body, so every scri
 self-contained (one ``EVALSHA``) and atomic in Redis.
 """
 
-__all__ = ["COMMIT", "LIBRARY", "RELEASE", "REOPEN", "RESERVE", "TOTALS"]
+__all__ = [
+    "COMMIT",
+    "HOLDS",
+    "LIBRARY",
+    "RELEASE",
+    "REOPEN",
+    "RESERVE",
+    "SETTLE_STUCK",
+    "TOTALS",
+]
 
 # -- Lua ----------------------------------------------------------------------------------------
 # KEYS: 1 book (hash: avail, at, spent, base, held, unref, ext, gen, ver; avail/at/spent are the
 # newest view's, spent '' when unknown; gen names this book, ver counts its writes),
-# 2 holds (hash id -> "units s|e"), 3 deadlines (zset id -> lease deadline in Redis TIME
-# seconds), 4 pending (list of "units evidence_time", commit order), 5 LOST marker (set of the
-# generations found lost; while it exists the session is closed), 6 retired (set of the
-# generations an operator retired with reopen).
+# 2 holds (hash id -> "units s|e created lease tool", created in Redis TIME seconds, lease in
+# seconds, tool '' when not named; before 0.3 just "units s|e"), 3 deadlines (zset id -> lease
+# deadline in Redis TIME seconds), 4 pending (list of "units evidence_time", commit order),
+# 5 LOST marker (set of the generations found lost; while it exists the session is closed),
+# 6 retired (set of the generations an operator retired with reopen), 7 settled (hash id ->
+# "outcome units s|e": how a hold was settled and what it held, so a retried operation answers
+# as the first did), 8 forget (zset id -> Redis TIME after which the settled record goes),
+# 9 frozen (exists while an operator froze the session).
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
 LIBRARY = r"""
 local BASE = 1e15
@@ -95,6 +108,8 @@ local function expire(first, last)
     for i = first, last do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
   end
 end
+-- Settled hold ids are remembered for the hold's lease, and at least this many seconds.
+local MEMORY = 60
 -- The caller's book: nil if there is none, false if the session is closed for lost data. It is
 -- lost when the caller wrote to a book (generation ARGV[1], version ARGV[2] when last seen)
 -- that is gone, was replaced, or is older than what the caller saw, unless an operator retired
@@ -123,6 +138,7 @@ local function save(book)
              'ver', book.ver)
   if book.base then redis.call('HSET', KEYS[1], 'base', book.base) end
   expire(1, 4)
+  expire(7, 8)
 end
 -- {1, generation, version, ...} for the caller to remember; {0} when data was lost.
 local function reply(book, results)
@@ -182,15 +198,52 @@ end
 local function stamp(t)
   return string.format('%.17g', t)
 end
-local function lapse(book, t)
-  local now = stamp(t)
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-  for _, id in ipairs(ids) do
-    local amount = string.sub(redis.call('HGET', KEYS[2], id), 1, -3)
-    book.held, book.ext = sub(book.held, amount), add(book.ext, amount)
-    redis.call('HDEL', KEYS[2], id)
+local function parse_hold(v)
+  local amount, kind, created, lease, tool = string.match(v, '^(%S+) (%S) (%S+) (%S+) (.*)$')
+  if not amount then  -- written before 0.3
+    return {amount = string.sub(v, 1, -3), kind = string.sub(v, -1), created = '', lease = '0',
+            tool = ''}
   end
-  if #ids > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+  return {amount = amount, kind = kind, created = created, lease = lease, tool = tool}
+end
+local function parse_settled(v)
+  local outcome, amount, kind = string.match(v, '^(%S+) (%S+) (%S+)$')
+  return {outcome = outcome, amount = amount, kind = kind}
+end
+-- Closes an open hold (the caller moves its amount) and remembers how it was settled.
+local function settle(id, hold, outcome, t)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HSET', KEYS[7], id, outcome .. ' ' .. hold.amount .. ' ' .. hold.kind)
+  redis.call('ZADD', KEYS[8], stamp(t + math.max(tonumber(hold.lease), MEMORY)), id)
+end
+local function forget(t)
+  local now = stamp(t)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now)
+  for _, id in ipairs(ids) do redis.call('HDEL', KEYS[7], id) end
+  if #ids > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now) end
+end
+-- Forgets expired settled records, then lapses due holds into external charges.
+local function lapse(book, t)
+  forget(t)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', stamp(t))
+  for _, id in ipairs(ids) do
+    local hold = parse_hold(redis.call('HGET', KEYS[2], id))
+    book.held, book.ext = sub(book.held, hold.amount), add(book.ext, hold.amount)
+    settle(id, hold, 'lapsed', t)
+  end
+end
+-- Charges a settled hold's ``actual`` amount as its kind says.
+local function charge(book, actual, kind, evidence)
+  if kind == 'e' then
+    book.ext = add(book.ext, actual)
+  elseif actual ~= '0' then
+    redis.call('RPUSH', KEYS[4], actual .. ' ' .. evidence)
+    book.unref = add(book.unref, actual)
+    -- The newest view may already show this payment (a refresh between paying and
+    -- committing): it is evidence too, not only views still to come.
+    reconcile(book)
+  end
 end
 local function figures(book)
   return {book.avail, book.held, book.unref, book.ext}
@@ -201,7 +254,9 @@ end
 # ('' and 0 if none), a generation for a new book, key ttl in ms ('0' = none).
 
 # ARGV 5-: hold_id, amount, avail, spent ('' = unknown), at, read_at ('' = unknown), kind (s|e),
-# lease seconds -> granted (0|1), then the figures before the hold
+# lease seconds, tool ('' = not named) -> granted (1, 0, or -1: the session is frozen), then
+# the figures before the hold. A hold id open or settled already is never held again: granted
+# if the amount is the one first held (a retry), refused otherwise.
 _RESERVE_BODY = r"""
 local book = open_book()
 if book == false then return {0} end
@@ -210,12 +265,22 @@ if book then observe(book, ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 else book = new_book(ARGV[7], ARGV[8], ARGV[9]) end
 lapse(book, now)
 local before, granted = figures(book), 0
-if redis.call('HEXISTS', KEYS[2], id) == 0 then
+local open, done = redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[7], id)
+if open or done then
+  local first = open and parse_hold(open) or parse_settled(done)
+  if first.amount == amount then
+    granted = 1
+    if open then before[2] = sub(before[2], amount) end
+  end
+elseif redis.call('EXISTS', KEYS[9]) == 1 then
+  granted = -1
+else
   local room = sub(book.avail, add(add(book.held, book.unref), book.ext))
   if cmp(room, '0') < 0 then room = '0' end
   if cmp(amount, room) <= 0 then
     granted = 1
-    redis.call('HSET', KEYS[2], id, amount .. ' ' .. ARGV[11])
+    redis.call('HSET', KEYS[2], id,
+               table.concat({amount, ARGV[11], stamp(now), ARGV[12], ARGV[13]}, ' '))
     redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[12])), id)
     book.held = add(book.held, amount)
   end
@@ -225,50 +290,62 @@ table.insert(before, 1, granted)
 return reply(book, before)
 """
 
-# ARGV 5-: hold_id, actual, evidence_time -> 1 done, 0 unknown, -1 and the held amount: too much
+# ARGV 5-: hold_id, actual, evidence_time -> 1 done (now or by an earlier call), 0 unknown,
+# lapsed or released, -1 and the held amount: too much. A hold an operator dropped as not
+# spent is charged all the same: its call says it spent.
 _COMMIT_BODY = r"""
 local book = open_book()
 if book == false then return {0} end
 if not book then return reply(nil, {0}) end
-local id, actual = ARGV[5], ARGV[6]
-lapse(book, clock())
-local hold, result = redis.call('HGET', KEYS[2], id), {0}
-if hold then
-  local amount, kind = string.sub(hold, 1, -3), string.sub(hold, -1)
-  if cmp(actual, amount) > 0 then
-    result = {-1, amount}
+local id, actual, now = ARGV[5], ARGV[6], clock()
+lapse(book, now)
+local open, result = redis.call('HGET', KEYS[2], id), {0}
+if open then
+  local hold = parse_hold(open)
+  if cmp(actual, hold.amount) > 0 then
+    result = {-1, hold.amount}
   else
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-    book.held = sub(book.held, amount)
-    if kind == 'e' then
-      book.ext = add(book.ext, actual)
-    elseif actual ~= '0' then
-      redis.call('RPUSH', KEYS[4], actual .. ' ' .. ARGV[7])
-      book.unref = add(book.unref, actual)
-      -- The newest view may already show this payment (a refresh between paying and
-      -- committing): it is evidence too, not only views still to come.
-      reconcile(book)
-    end
+    settle(id, hold, 'committed', now)
+    book.held = sub(book.held, hold.amount)
+    charge(book, actual, hold.kind, ARGV[7])
     result = {1}
+  end
+else
+  local done = redis.call('HGET', KEYS[7], id)
+  local first = done and parse_settled(done)
+  if first and first.outcome == 'committed' then
+    result = {1}
+  elseif first and first.outcome == 'dropped' then
+    if cmp(actual, first.amount) > 0 then
+      result = {-1, first.amount}
+    else
+      redis.call('HSET', KEYS[7], id, 'committed ' .. first.amount .. ' ' .. first.kind)
+      charge(book, actual, first.kind, ARGV[7])
+      result = {1}
+    end
   end
 end
 save(book)
 return reply(book, result)
 """
 
-# ARGV 5-: hold_id -> 1 released, 0 unknown
+# ARGV 5-: hold_id -> 1 released (now or by an earlier call), 0 unknown, lapsed or committed
 _RELEASE_BODY = r"""
 local book = open_book()
 if book == false then return {0} end
 if not book then return reply(nil, {0}) end
-lapse(book, clock())
-local hold, result = redis.call('HGET', KEYS[2], ARGV[5]), 0
-if hold then
-  redis.call('HDEL', KEYS[2], ARGV[5])
-  redis.call('ZREM', KEYS[3], ARGV[5])
-  book.held = sub(book.held, string.sub(hold, 1, -3))
+local now = clock()
+lapse(book, now)
+local open, result = redis.call('HGET', KEYS[2], ARGV[5]), 0
+if open then
+  local hold = parse_hold(open)
+  settle(ARGV[5], hold, 'released', now)
+  book.held = sub(book.held, hold.amount)
   result = 1
+else
+  local done = redis.call('HGET', KEYS[7], ARGV[5])
+  local outcome = done and parse_settled(done).outcome
+  if outcome == 'released' or outcome == 'dropped' then result = 1 end
 end
 save(book)
 return reply(book, {result})
@@ -308,7 +385,54 @@ end
 expire(6, 6)
 return closed
 """
-RESERVE, COMMIT, RELEASE, TOTALS, REOPEN = (
+# ARGV 5- none -> Redis TIME, then id, hold record, deadline for every open hold
+_HOLDS_BODY = r"""
+local book = open_book()
+if book == false then return {0} end
+local now = clock()
+if not book then return reply(nil, {stamp(now)}) end
+lapse(book, now)
+save(book)
+local out, all = {stamp(now)}, redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  table.insert(out, all[i])
+  table.insert(out, all[i + 1])
+  table.insert(out, redis.call('ZSCORE', KEYS[3], all[i]))
+end
+return reply(book, out)
+"""
+
+# ARGV 5-: hold_id, charge (1: count its full amount as spent, 0: drop it as not spent)
+# -> 0 not open, or 1, Redis TIME, the hold record and its deadline
+_SETTLE_STUCK_BODY = r"""
+local book = open_book()
+if book == false then return {0} end
+if not book then return reply(nil, {0}) end
+local id, now = ARGV[5], clock()
+lapse(book, now)
+local open = redis.call('HGET', KEYS[2], id)
+if not open then return reply(book, {0}) end
+local hold, deadline = parse_hold(open), redis.call('ZSCORE', KEYS[3], id)
+book.held = sub(book.held, hold.amount)
+if ARGV[6] == '1' then
+  book.ext = add(book.ext, hold.amount)
+  settle(id, hold, 'charged', now)
+else
+  settle(id, hold, 'dropped', now)
+end
+save(book)
+return reply(book, {1, stamp(now), open, deadline})
+"""
+
+RESERVE, COMMIT, RELEASE, TOTALS, REOPEN, HOLDS, SETTLE_STUCK = (
     LIBRARY + body
-    for body in (_RESERVE_BODY, _COMMIT_BODY, _RELEASE_BODY, _TOTALS_BODY, _REOPEN_BODY)
+    for body in (
+        _RESERVE_BODY,
+        _COMMIT_BODY,
+        _RELEASE_BODY,
+        _TOTALS_BODY,
+        _REOPEN_BODY,
+        _HOLDS_BODY,
+        _SETTLE_STUCK_BODY,
+    )
 )

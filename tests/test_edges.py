@@ -232,10 +232,14 @@ class GatedLedger(InMemoryLedger):
         settlement: Settlement,
         lease_seconds: float,
         now: float,
+        *,
+        tool: str | None = None,
     ) -> tuple[bool, LedgerTotals]:
         self.entered.set()
         assert self.gate.wait(10)
-        result = super().reserve(key, hold_id, amount, view, settlement, lease_seconds, now)
+        result = super().reserve(
+            key, hold_id, amount, view, settlement, lease_seconds, now, tool=tool
+        )
         self.granted += result[0]
         return result
 

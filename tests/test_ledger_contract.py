@@ -94,9 +94,10 @@ def test_zero_is_granted_even_when_nothing_is_left(ledger: Ledger) -> None:
     assert not hold(ledger, "y", "0.01", available="4")
 
 
-def test_a_hold_id_in_use_is_refused(ledger: Ledger) -> None:
+def test_a_hold_id_in_use_with_another_amount_is_refused(ledger: Ledger) -> None:
     assert hold(ledger, "a", "1")
-    assert not hold(ledger, "a", "1")
+    assert not hold(ledger, "a", "2")
+    assert not hold(ledger, "a", "0.5")
     assert figures(ledger)[1] == D(1)
 
 
@@ -134,19 +135,75 @@ def test_commit_of_a_negative_amount_raises(ledger: Ledger) -> None:
     assert figures(ledger) == (D(10), D(2), 0, 0)
 
 
-def test_settling_twice_or_unknown_holds_returns_false(ledger: Ledger) -> None:
+def test_unknown_holds_and_the_other_settlement_return_false(ledger: Ledger) -> None:
     assert not ledger.commit(KEY, "nope", D(1), T, NOW)
     assert not ledger.release(KEY, "nope", NOW)
     assert hold(ledger, "a", "1")
     assert hold(ledger, "b", "1")
     assert ledger.commit(KEY, "a", D(1), T, NOW)
-    assert not ledger.commit(KEY, "a", D(1), T, NOW)
     assert not ledger.release(KEY, "a", NOW)
     assert ledger.release(KEY, "b", NOW)
-    assert not ledger.release(KEY, "b", NOW)
     assert not ledger.commit(KEY, "b", D(1), T, NOW)
     assert not ledger.commit(KEY, "unknown-hold", D(0), T, NOW)
     assert figures(ledger) == (D(10), 0, 0, D(1))
+
+
+# -- idempotent per hold id (a client may retry a call whose reply it lost) --------------------
+
+
+def test_a_retried_reserve_answers_granted_without_a_second_hold(ledger: Ledger) -> None:
+    first = ledger.reserve(KEY, "a", D(6), view("10"), "session", LEASE, NOW)
+    again = ledger.reserve(KEY, "a", D(6), view("10"), "session", LEASE, NOW)
+    assert first == again == (True, (D(10), D(0), D(0), D(0)))
+    assert figures(ledger) == (D(10), D(6), 0, 0)
+    assert not hold(ledger, "b", "4.01")  # one hold of 6, not two
+    assert ledger.commit(KEY, "a", D(6), T, NOW)
+    # Retried after its hold was settled: still granted, and nothing is held again.
+    assert hold(ledger, "a", "6", settlement="session")
+    assert figures(ledger) == (D(10), 0, D(6), 0)
+
+
+def test_a_retried_reserve_when_the_first_did_not_fit_decides_afresh(ledger: Ledger) -> None:
+    assert hold(ledger, "big", "8")
+    assert not hold(ledger, "a", "3")
+    assert ledger.release(KEY, "big", NOW)
+    assert hold(ledger, "a", "3")  # nothing was held the first time: one hold now
+    assert figures(ledger) == (D(10), D(3), 0, 0)
+
+
+@pytest.mark.parametrize("settlement", ["session", "external"])
+def test_a_retried_commit_answers_true_and_charges_once(
+    ledger: Ledger, settlement: Settlement
+) -> None:
+    assert hold(ledger, "a", "4", settlement=settlement)
+    assert ledger.commit(KEY, "a", D(3), T + 1, NOW)
+    before = figures(ledger)
+    assert ledger.commit(KEY, "a", D(3), T + 1, NOW)
+    assert ledger.commit(KEY, "a", D(4), T + 1, NOW)  # whatever the retry says, one charge
+    assert figures(ledger) == before
+    assert sum(before[2:]) == D(3)  # type: ignore[arg-type]
+    assert not ledger.release(KEY, "a", NOW)
+
+
+def test_a_retried_release_answers_true_and_gives_back_once(ledger: Ledger) -> None:
+    assert hold(ledger, "a", "4")
+    assert hold(ledger, "b", "5")
+    assert ledger.release(KEY, "a", NOW)
+    assert ledger.release(KEY, "a", NOW)
+    assert figures(ledger) == (D(10), D(5), 0, 0)
+    assert not ledger.commit(KEY, "a", D(4), T, NOW)
+    assert figures(ledger) == (D(10), D(5), 0, 0)
+
+
+def test_a_lapsed_hold_stays_lapsed_when_its_reserve_or_settle_is_retried(
+    ledger: Ledger,
+) -> None:
+    assert ledger.reserve(KEY, "a", D(4), view("10"), "session", 0, NOW)[0]
+    assert figures(ledger) == (D(10), 0, 0, D(4))
+    assert ledger.reserve(KEY, "a", D(4), view("10"), "session", 0, NOW)[0]
+    assert not ledger.commit(KEY, "a", D(4), T, NOW)
+    assert not ledger.release(KEY, "a", NOW)
+    assert figures(ledger) == (D(10), 0, 0, D(4))
 
 
 def test_release_gives_the_money_back(ledger: Ledger) -> None:
