@@ -9,14 +9,17 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from decimal import Decimal
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from spendguard._aws import check_aws_options, default_client
 from spendguard._cache import Freshness, SessionCache
 from spendguard._checks import check_release_on, check_seconds, check_settlement, check_text
 from spendguard._decorator import charges
+from spendguard._emit import CALL_KEY, Emitter, Recorder
 from spendguard._errors import (
     BudgetExceededError,
     InvalidArgumentError,
@@ -36,6 +39,7 @@ from spendguard.policies import Mode, Policies, ThresholdEvent, WouldBlock
 
 if TYPE_CHECKING:
     from spendguard.approval import Approvals
+    from spendguard.events import DecisionSink
 
 __all__ = ["Decision", "GuardSnapshot", "SpendGuard"]
 
@@ -43,6 +47,7 @@ _log = logging.getLogger("spendguard")
 P = ParamSpec("P")
 R = TypeVar("R")
 # What shadow mode lets through: the refusals of enforcement, never a caller's bad argument.
+_Verdict = tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]
 _REFUSALS = (BudgetExceededError, SessionExpiredError, SessionError, LedgerUnavailableError)
 _SHADOW_KEPT = 1000
 
@@ -105,6 +110,9 @@ class SpendGuard:
             logged and recorded (:attr:`would_block`) and goes ahead, and the guard keeps its
             own book (what enforcement would have held) apart from the session's, so it
             holds nothing there.
+        sinks: Where decision records go (see :mod:`spendguard.events`); default one
+            :class:`~spendguard.events.LoggingSink`. A list replaces the default: add a
+            ``LoggingSink()`` to keep logging; ``[]`` records nothing.
 
     Raises:
         ValueError: An argument is empty or of the wrong kind.
@@ -130,6 +138,7 @@ class SpendGuard:
         currency: str = "USD",
         policies: Policies | None = None,
         mode: Mode = "enforce",
+        sinks: Sequence[DecisionSink] | None = None,
     ) -> None:
         check_text("payment_manager_arn", payment_manager_arn)
         check_text("payment_session_id", payment_session_id)
@@ -185,6 +194,9 @@ class SpendGuard:
         self._ledger_boundary = _LedgerBoundary(payment_session_id)
         self._ids = itertools.count(1)
         self._token = secrets.token_hex(6)
+        self._rec = Recorder(Emitter(sinks), payment_session_id, currency, self._clock)
+        self._seen: SessionSnapshot | None = None  # the reading the ledger last observed
+        self._seen_lock = threading.Lock()
 
     @property
     def payment_session_id(self) -> str:
@@ -227,18 +239,27 @@ class SpendGuard:
         return self._client
 
     def _fetch(self) -> SessionSnapshot:
-        response, fetched_at, fetched_mono, date = fetch_session(
-            self._connect, self._request, self._clock, self._timer
-        )
-        return parse_session(
-            response,
-            session_id=self.payment_session_id,
-            currency=self._currency,
-            fetched_at=fetched_at,
-            server_date=date,
-            fetched_mono=fetched_mono,
-            skew_tolerance=self._freshness.skew_tolerance,
-        )
+        started = perf_counter()
+        try:
+            response, fetched_at, fetched_mono, date = fetch_session(
+                self._connect, self._request, self._clock, self._timer
+            )
+            snap = parse_session(
+                response,
+                session_id=self.payment_session_id,
+                currency=self._currency,
+                fetched_at=fetched_at,
+                server_date=date,
+                fetched_mono=fetched_mono,
+                skew_tolerance=self._freshness.skew_tolerance,
+            )
+        except SessionError as exc:
+            self._rec.session_failure(self._timer(), exc, perf_counter() - started)
+            raise
+        limit = None if snap.max_spend is None else snap.max_spend.amount
+        seconds = perf_counter() - started
+        self._rec.session_read(fetched_mono, snap.view.available, limit, seconds)
+        return snap
 
     def _session(self) -> SessionSnapshot:
         return self._cache.get_or_fill(self._fetch)
@@ -267,8 +288,25 @@ class SpendGuard:
         self._cache.put(self._fetch())
 
     def _totals(self, snap: SessionSnapshot, now: float) -> LedgerTotals:
+        if snap is not self._seen:
+            self._observe(snap, now)
         with self._ledger_boundary:
             return self._ledger.totals(self._key, snap.view, now)
+
+    def _observe(self, snap: SessionSnapshot, now: float) -> None:
+        """Show the ledger a new reading; record the session charges it absorbed, if any."""
+        if not self._rec.wants("reconciled"):
+            self._seen = snap
+            return
+        with self._seen_lock, self._ledger_boundary:
+            if snap is self._seen:
+                return
+            before = self._ledger.totals(self._key, None, now)
+            after = self._ledger.totals(self._key, snap.view, now)
+            self._seen = snap
+        absorbed = before.unreflected - after.unreflected
+        if absorbed > 0:
+            self._rec.reconciled(now, absorbed, after.available)
 
     def _expired(self, snap: SessionSnapshot, now: float) -> bool:
         return now >= snap.expires_mono - self._freshness.expiry_margin
@@ -289,13 +327,84 @@ class SpendGuard:
         sid = self.payment_session_id
         if self._expired(snap, now):
             expired = SessionExpiredError(snap.expires_at, session_id=sid)
-            return expired, Money.zero(self._currency), ()
+            verdict: _Verdict = (expired, Money.zero(self._currency), ())
+            self._record(now, tool, money, snap, hold, verdict, None)
+            return verdict
+        started = perf_counter() if self._rec.timing else None
         try:
+            if snap is not self._seen:
+                self._observe(snap, now)
             if self._policies is None:
-                return self._judge_plain(money, snap, tool, now, hold)
-            return self._judge_policies(self._policies, money, snap, tool, now, hold)
+                verdict = self._judge_plain(money, snap, tool, now, hold)
+            else:
+                verdict = self._judge_policies(self._policies, money, snap, tool, now, hold)
         except SessionFrozenError as frozen:  # an operator's stop, even in shadow mode
-            return frozen, Money.zero(self._currency), ()
+            verdict = (frozen, Money.zero(self._currency), ())
+        except LedgerUnavailableError as exc:
+            operation = "totals" if hold is None else "reserve"
+            self._ledger_failed(now, operation, exc, tool, money.amount)
+            raise
+        seconds = None if started is None else perf_counter() - started
+        self._record(now, tool, money, snap, hold, verdict, seconds)
+        return verdict
+
+    def _record(
+        self,
+        now: float,
+        tool: str | None,
+        money: Money,
+        snap: SessionSnapshot,
+        hold: tuple[str, Settlement, float] | None,
+        verdict: _Verdict,
+        seconds: float | None,
+    ) -> None:
+        error, available, _ = verdict
+        limit = None if snap.max_spend is None else snap.max_spend.amount
+        rec = self._rec
+        if error is not None:
+            rec.blocked(now, tool, error, money.amount, available.amount, limit, seconds)
+        elif hold is None:
+            rec.allowed(now, tool, money.amount, available.amount, limit, seconds)
+        else:
+            hold_id, kind, _ = hold
+            rec.held(now, hold_id, tool, money.amount, kind, available.amount, limit, seconds)
+
+    def _ledger_failed(
+        self,
+        now: float,
+        operation: str,
+        error: LedgerUnavailableError,
+        tool: str | None,
+        amount: Decimal | None,
+    ) -> None:
+        if error.session_id is None:
+            error.session_id = self.payment_session_id
+        self._rec.ledger_failure(now, operation, error, tool)
+        self._rec.blocked(now, tool, error, amount)
+
+    def _read(self, money: Money, tool: str | None) -> SessionSnapshot:
+        try:
+            return self._session()
+        except SessionError as exc:
+            self._rec.blocked(self._timer(), tool, exc, money.amount)
+            raise
+
+    async def _aread(self, money: Money, tool: str | None) -> SessionSnapshot:
+        try:
+            return await self._asession()
+        except SessionError as exc:
+            self._rec.blocked(self._timer(), tool, exc, money.amount)
+            raise
+
+    def _record_blocked(
+        self, tool: str | None, error: SpendGuardError, amount: Decimal | None = None
+    ) -> None:
+        """Record a call refused before it reached the guard (e.g. it could not be priced)."""
+        self._rec.blocked(self._timer(), tool, error, amount)
+
+    def _record_allowed(self, tool: str | None) -> None:
+        """Record a free call admitted without a hold."""
+        self._rec.allowed(self._timer(), tool, Decimal(0), None, None)
 
     def _frozen(self) -> bool:
         is_frozen = getattr(self._ledger, "is_frozen", None)  # optional for custom ledgers
@@ -400,12 +509,12 @@ class SpendGuard:
             SessionError: The session could not be read (the caller should block).
         """
         money = Money.of(amount, self._currency)
-        return self._decide(self._session(), money, tool)
+        return self._decide(self._read(money, tool), money, tool)
 
     async def acheck(self, amount: Amount, *, tool: str | None = None) -> Decision:
         """Async :meth:`check`; the session is read in a worker thread when stale."""
         money = Money.of(amount, self._currency)
-        return await self._offload(self._decide, await self._asession(), money, tool)
+        return await self._offload(self._decide, await self._aread(money, tool), money, tool)
 
     # -- holds ---------------------------------------------------------------------------
 
@@ -432,7 +541,7 @@ class SpendGuard:
         # The payment cannot have happened before the hold: a view updated after this time
         # (less the skew tolerance) may show it.
         evidence = snap.server_now(now) - self._freshness.skew_tolerance
-        return Hold(self, hold_id, money, kind, evidence, release_on, tool)
+        return Hold(self, hold_id, money, kind, evidence, release_on, tool, CALL_KEY.get())
 
     def _cross(self, crossed: tuple[ThresholdEvent, ...]) -> None:
         assert self._policies is not None or not crossed
@@ -519,7 +628,7 @@ class SpendGuard:
         if settlement is not None:
             check_settlement(settlement)
         try:
-            return self._hold(self._session(), money, settlement, release_on, tool, lease)
+            return self._hold(self._read(money, tool), money, settlement, release_on, tool, lease)
         except _REFUSALS as error:
             return self._shadow(error, money, settlement, release_on, tool)
 
@@ -567,7 +676,7 @@ class SpendGuard:
         tool: str | None,
         lease: float | None = None,
     ) -> Hold:
-        snap = await self._asession()
+        snap = await self._aread(money, tool)
         if self._local_ledger:
             return self._hold(snap, money, settlement, release_on, tool, lease)
         claim = _Claim()
@@ -595,20 +704,21 @@ class SpendGuard:
             return
         now = self._timer()
         evidence = hold._evidence if receipt is None else _receipt_time(receipt)
-        with self._ledger_boundary:
-            if charge is None:
-                found = self._ledger.release(self._key, hold.id, now)
-            else:
-                found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
-        if not found:
-            _log.warning(
-                "hold %s of session %s was no longer in the ledger when settled: it lapsed, "
-                "and the ledger counts its full amount %s as spent (or the ledger lost its "
-                "data and was reopened since, and only the payment service's figures count it)",
-                hold.id,
-                self.payment_session_id,
-                hold.amount,
-            )
+        started = perf_counter() if self._rec.timing else None
+        try:
+            with self._ledger_boundary:
+                if charge is None:
+                    found = self._ledger.release(self._key, hold.id, now)
+                else:
+                    found = self._ledger.commit(self._key, hold.id, charge.amount, evidence, now)
+        except LedgerUnavailableError as exc:
+            self._rec.ledger_failure(now, "release" if charge is None else "commit", exc, hold.tool)
+            raise
+        seconds = None if started is None else perf_counter() - started
+        # A hold not found lapsed (its lease ran out): the ledger counts it spent in full, and
+        # the "lapsed" record says so (the logging sink at WARNING).
+        amount = None if charge is None else charge.amount
+        self._rec.settled(now, hold, amount, found, seconds)
 
     # -- reporting -----------------------------------------------------------------------
 

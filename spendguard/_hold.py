@@ -37,6 +37,7 @@ class Hold:
         settlement: ``"session"`` or ``"external"``, see :class:`SpendGuard`.
         release_on: Exception types that mean the call spent nothing.
         tool: The tool (or action) the hold is for, when one was named.
+        call_key: The tool call, as the tool gate that admitted it keys it, if one did.
     """
 
     __slots__ = (
@@ -46,6 +47,7 @@ class Hold:
         "_recorded",
         "_state",
         "amount",
+        "call_key",
         "id",
         "release_on",
         "settlement",
@@ -61,6 +63,7 @@ class Hold:
         evidence: float,
         release_on: ReleaseOn = (),
         tool: str | None = None,
+        call_key: str | None = None,
         *,
         recorded: bool = True,
     ) -> None:
@@ -75,6 +78,7 @@ class Hold:
         self.settlement = settlement
         self.release_on = release_on
         self.tool = tool
+        self.call_key = call_key
 
     @property
     def state(self) -> HoldState:

@@ -27,14 +27,18 @@ run (a LangChain ``run_id``).
 from __future__ import annotations
 
 import functools
+import itertools
+import secrets
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from spendguard._checks import check_release_on, check_settlement
+from spendguard._emit import CALL_KEY
 from spendguard._errors import GuardResolutionError, InvalidArgumentError
 from spendguard._guard import SpendGuard
-from spendguard.pricing import Blocked, PriceRule, Pricing, _blocked, aadmit, admit, settle
+from spendguard.pricing import Blocked, PriceRule, Pricing, _unguarded, aadmit, admit, settle
 
 if TYPE_CHECKING:
     from spendguard._hold import Hold, ReleaseOn
@@ -165,7 +169,7 @@ class ToolGate:
                 f"the guard resolver returned {type(guard).__name__}, not a SpendGuard, "
                 f"for tool {tool_name!r}"
             )
-        outcome = _blocked(tool_name, error)
+        outcome = _unguarded(tool_name, error)
         if self._on_blocked is not None:
             self._on_blocked(outcome)
         return outcome
@@ -196,14 +200,18 @@ class ToolGate:
         guard = self.resolve(tool_name, context)
         if guard is None or isinstance(guard, Blocked):
             return guard
-        outcome = admit(
-            guard,
-            self.pricing,
-            tool_name,
-            arguments,
-            settlement=self.settlement,
-            release_on=self.release_on,
-        )
+        token = CALL_KEY.set(_key_text(key))
+        try:
+            outcome = admit(
+                guard,
+                self.pricing,
+                tool_name,
+                arguments,
+                settlement=self.settlement,
+                release_on=self.release_on,
+            )
+        finally:
+            CALL_KEY.reset(token)
         return self._record(key, outcome)
 
     async def aadmit(
@@ -223,14 +231,18 @@ class ToolGate:
         guard = self.resolve(tool_name, context)
         if guard is None or isinstance(guard, Blocked):
             return guard
-        outcome = await aadmit(
-            guard,
-            self.pricing,
-            tool_name,
-            arguments,
-            settlement=self.settlement,
-            release_on=self.release_on,
-        )
+        token = CALL_KEY.set(_key_text(key))
+        try:
+            outcome = await aadmit(
+                guard,
+                self.pricing,
+                tool_name,
+                arguments,
+                settlement=self.settlement,
+                release_on=self.release_on,
+            )
+        finally:
+            CALL_KEY.reset(token)
         return self._record(key, outcome)
 
     def _record(self, key: Hashable, outcome: Hold | Blocked | None) -> Blocked | None:
@@ -272,6 +284,18 @@ class ToolGate:
     def __repr__(self) -> str:
         source = self.guard if self.guard is not None else self.resolver
         return f"ToolGate({source!r}, open_holds={len(self._holds)})"
+
+
+_CALL_PREFIX = secrets.token_hex(4)
+_CALLS = itertools.count(1)
+
+
+def _key_text(key: Hashable) -> str:
+    """The call key of decision records: the adapter's key when it is text or a run id, else
+    one made per admission (identity keys have no stable text)."""
+    if isinstance(key, (str, UUID, int)):
+        return str(key)
+    return f"call-{_CALL_PREFIX}-{next(_CALLS)}"
 
 
 def as_pricing(pricing: object) -> Pricing:

@@ -206,21 +206,32 @@ class Blocked:
 
 
 def _blocked(tool_name: str, error: SpendGuardError) -> Blocked:
-    # The operator's record: the full error (it may name endpoints and sessions), which the
-    # model never sees.
-    _log.info(
-        "blocked tool call %r: %s",
+    # The operator's record of the full error (it may name endpoints and sessions) is the
+    # guard's "blocked" decision record; the model sees only the model message.
+    return Blocked(tool_name, error, error.model_message)
+
+
+def _unguarded(tool_name: str, error: SpendGuardError) -> Blocked:
+    """A call blocked before any guard was found (no guard to record it): logged here."""
+    logging.getLogger("spendguard.decisions").info(
+        "blocked tool=%s rule=%s - %s",
         tool_name,
+        error.rule,
         error,
         extra={
             "spendguard_event": "blocked",
             "spendguard_tool": tool_name,
-            "spendguard_reason": type(error).__name__,
+            "spendguard_error": type(error).__name__,
             "spendguard_rule": error.rule,
             "spendguard_session_id": error.session_id,
         },
     )
-    return Blocked(tool_name, error, error.model_message)
+    return _blocked(tool_name, error)
+
+
+def _unpriced(guard: SpendGuard, tool_name: str, error: SpendGuardError) -> Blocked:
+    guard._record_blocked(tool_name, error)
+    return _blocked(tool_name, error)
 
 
 def _charge(
@@ -256,8 +267,12 @@ def admit(
     """
     try:
         price = _charge(pricing, tool_name, arguments)
-        if price is None:
-            return None
+    except SpendGuardError as exc:
+        return _unpriced(guard, tool_name, exc)
+    if price is None:
+        guard._record_allowed(tool_name)
+        return None
+    try:  # the guard records its own refusals
         return guard.reserve(price, settlement=settlement, release_on=release_on, tool=tool_name)
     except SpendGuardError as exc:
         return _blocked(tool_name, exc)
@@ -275,8 +290,12 @@ async def aadmit(
     """Async :func:`admit`; the session is read in a worker thread when stale."""
     try:
         price = _charge(pricing, tool_name, arguments)
-        if price is None:
-            return None
+    except SpendGuardError as exc:
+        return _unpriced(guard, tool_name, exc)
+    if price is None:
+        guard._record_allowed(tool_name)
+        return None
+    try:  # the guard records its own refusals
         return await guard.areserve(
             price, settlement=settlement, release_on=release_on, tool=tool_name
         )

@@ -130,8 +130,10 @@ def test_a_block_is_logged_once_for_the_operator_and_the_model_sees_no_ids(
     assert isinstance(outcome, Blocked)
     records = [r for r in caplog.records if getattr(r, "spendguard_event", None) == "blocked"]
     assert len(records) == 1
+    assert records[0].name == "spendguard.decisions"
     assert records[0].spendguard_tool == "buy"  # type: ignore[attr-defined]
-    assert records[0].spendguard_reason == "BudgetExceededError"  # type: ignore[attr-defined]
+    assert records[0].spendguard_error == "BudgetExceededError"  # type: ignore[attr-defined]
+    assert records[0].spendguard_rule == "session_limit"  # type: ignore[attr-defined]
     assert records[0].spendguard_session_id == SID  # type: ignore[attr-defined]
     assert SID not in outcome.message
     assert "2.00" in outcome.message

@@ -155,7 +155,7 @@ class SpendGuardPreSignPolicy:
         """
         try:
             guard = self._resolve(payment_required_request)
-            amount = self.price(payment_required_request)
+            amount = self._price_for(guard, payment_required_request)
             guard.reserve(amount, settlement=self._settlement, tool=_POLICY).commit()
         except SpendGuardError as error:
             self._refuse(error)
@@ -163,6 +163,13 @@ class SpendGuardPreSignPolicy:
         with self._lock:
             self._signed.append(amount)
         return True
+
+    def _price_for(self, guard: SpendGuard, payment_required_request: object) -> Money:
+        try:
+            return self.price(payment_required_request)
+        except SpendGuardError as error:
+            guard._record_blocked(_POLICY, error)  # the guard records its own refusals
+            raise
 
     def _resolve(self, payment_required_request: object) -> SpendGuard:
         if isinstance(self._guard, SpendGuard):
