@@ -27,6 +27,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import logging
 import secrets
 import threading
 import time
@@ -40,11 +41,13 @@ from typing import TYPE_CHECKING, TypedDict
 from spendguard._checks import check_seconds
 from spendguard._errors import InvalidArgumentError, SpendGuardError
 from spendguard._money import Amount, Money
+from spendguard.pricing import Blocked, _blocked
 
 if TYPE_CHECKING:
     from spendguard._guard import SpendGuard
     from spendguard._hold import Hold, ReleaseOn
     from spendguard._ledger import Settlement
+    from spendguard.gate import ToolGate
 
 __all__ = [
     "ApprovalAnswer",
@@ -52,9 +55,12 @@ __all__ = [
     "ApprovalRequest",
     "Approvals",
     "Approver",
+    "PendingApproval",
+    "answer",
 ]
 
 _KEEP_USED = 10_000
+_log = logging.getLogger("spendguard")
 
 
 class ApprovalAnswer(TypedDict):
@@ -102,6 +108,38 @@ class ApprovalRequest:
             "currency": self.amount.currency,
             "arguments": json.loads(_canonical(self.arguments)),
         }
+
+
+def answer(payload: Mapping[str, object], approved: bool) -> ApprovalAnswer:
+    """The answer to the request described by ``payload`` (:meth:`ApprovalRequest.payload`,
+    e.g. the value of a LangGraph interrupt).
+
+    Raises:
+        InvalidArgumentError: ``payload`` names no request, or ``approved`` is not a bool.
+    """
+    request_id = payload.get("request_id") if isinstance(payload, Mapping) else None
+    if not isinstance(request_id, str) or not isinstance(approved, bool):
+        raise InvalidArgumentError(
+            "answer needs an approval payload with a request_id and approved=True or False",
+            argument="payload",
+        )
+    return {"request_id": request_id, "approved": approved}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """A call waiting for a person: its request, the money held for it, and until when
+    (the guard's monotonic timer) an answer is taken.
+
+    Attributes:
+        request: What the person is asked.
+        hold: The money held meanwhile.
+        deadline: Monotonic time after which an answer is refused (``"approval_timeout"``).
+    """
+
+    request: ApprovalRequest
+    hold: Hold
+    deadline: float
 
 
 #: Decides an :class:`ApprovalRequest`: returns (or resolves to) exactly ``True`` to approve.
@@ -178,7 +216,7 @@ class Approvals:
         self._timer = timer or time.monotonic
         self._lock = threading.Lock()
         self._used: OrderedDict[str, None] = OrderedDict()
-        self._pinned: dict[Hashable, tuple[ApprovalRequest, Hold | None]] = {}
+        self._pinned: dict[Hashable, PendingApproval] = {}
 
     # -- the rule ------------------------------------------------------------------------
 
@@ -236,23 +274,160 @@ class Approvals:
                 self._used.popitem(last=False)
         return True
 
-    # -- pinning, for frameworks that pause a run ----------------------------------------
+    # -- for adapters of frameworks that pause a run -------------------------------------
 
-    def pin(self, key: Hashable, request: ApprovalRequest, hold: Hold | None) -> None:
-        """Remember that the call ``key`` waits for an answer to ``request``, holding
-        ``hold``: a resumed run takes the answer for it whatever the rule says by then."""
-        with self._lock:
-            self._pinned[key] = (request, hold)
-
-    def pinned(self, key: Hashable) -> tuple[ApprovalRequest, Hold | None] | None:
-        """The request (and hold) the call ``key`` waits on, if any."""
+    def pinned(self, key: Hashable) -> PendingApproval | None:
+        """The approval the call ``key`` waits on, if any."""
         with self._lock:
             return self._pinned.get(key)
 
+    def open(
+        self,
+        gate: ToolGate,
+        key: Hashable,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        *,
+        call: str,
+        context: object = None,
+    ) -> PendingApproval | Blocked | None:
+        """For adapters: the approval the call ``key`` waits on, opened if its price needs one.
+
+        A call already pinned keeps its request and hold, whatever the threshold or the
+        budget say now (the decision is pinned when the person is asked), unless its
+        arguments or price changed: that request is dropped (its hold released) and the call
+        is judged afresh. A new request holds the price with the approval lease.
+
+        Args:
+            gate: The adapter's gate (pricing, settlement, resolver, ``on_blocked``).
+            key: A key the framework keeps for this call across a pause and resume.
+            tool_name: The tool about to run.
+            arguments: Its arguments.
+            call: The call's identity, bound into the request.
+            context: The framework's run context, for the gate's resolver.
+
+        Returns:
+            The pending approval to ask about; a :class:`~spendguard.pricing.Blocked` when
+            the call must not run; None when it needs no approval (admit it as usual).
+        """
+        try:
+            price = gate.pricing.price(tool_name, arguments)
+        except SpendGuardError as exc:
+            self._drop(key)
+            return self._blocked(gate, tool_name, exc)
+        found = self._fresh_pin(key, price, tool_name, arguments, call)
+        if found is not None or price is None or not self.required(price, tool_name):
+            return found
+        guard = gate.resolve(tool_name, context)
+        if guard is None or isinstance(guard, Blocked):
+            return guard
+        request = self.request(price, tool=tool_name, arguments=arguments, call=call)
+        try:
+            hold = self.hold(guard, request, settlement=gate.settlement, release_on=gate.release_on)
+        except SpendGuardError as exc:
+            return self._blocked(gate, tool_name, exc)
+        return self._pin(key, request, hold)
+
+    async def aopen(
+        self,
+        gate: ToolGate,
+        key: Hashable,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        *,
+        call: str,
+        context: object = None,
+    ) -> PendingApproval | Blocked | None:
+        """Async :meth:`open`: a shared ledger's round trip runs in a worker thread."""
+        try:
+            price = gate.pricing.price(tool_name, arguments)
+        except SpendGuardError as exc:
+            self._drop(key)
+            return self._blocked(gate, tool_name, exc)
+        found = self._fresh_pin(key, price, tool_name, arguments, call)
+        if found is not None or price is None or not self.required(price, tool_name):
+            return found
+        guard = gate.resolve(tool_name, context)
+        if guard is None or isinstance(guard, Blocked):
+            return guard
+        request = self.request(price, tool=tool_name, arguments=arguments, call=call)
+        try:
+            hold = await self.ahold(
+                guard, request, settlement=gate.settlement, release_on=gate.release_on
+            )
+        except SpendGuardError as exc:
+            return self._blocked(gate, tool_name, exc)
+        return self._pin(key, request, hold)
+
+    def close(
+        self, gate: ToolGate, key: Hashable, pending: PendingApproval, reply: object
+    ) -> Hold | Blocked | None:
+        """For adapters: take the person's ``reply`` for the call ``key``.
+
+        Returns:
+            The hold to run the call with (approved); a :class:`~spendguard.pricing.Blocked`
+            (rule ``"approval_rejected"`` or ``"approval_timeout"``) after releasing the hold;
+            None when ``reply`` answers another request: ask again, the call stays pinned.
+        """
+        verdict = self.decide(pending.request, reply)
+        if verdict is None:
+            return None
+        self.unpin(key)
+        if verdict and self._timer() <= pending.deadline:
+            return pending.hold
+        pending.hold.release()
+        rule = "approval_timeout" if verdict else "approval_rejected"
+        error = ApprovalRejectedError(pending.request, rule=rule)
+        return self._blocked(gate, pending.request.tool or "", error)
+
     def unpin(self, key: Hashable) -> None:
-        """Forget the pending request of the call ``key`` (answered or abandoned)."""
+        """Forget the approval the call ``key`` waited on (answered)."""
         with self._lock:
             self._pinned.pop(key, None)
+
+    def abandon(self, key: Hashable) -> None:
+        """Forget the approval of the call ``key`` and release its hold (the run failed)."""
+        self._drop(key)
+
+    def _fresh_pin(
+        self,
+        key: Hashable,
+        price: Money | None,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        call: str,
+    ) -> PendingApproval | None:
+        pinned = self.pinned(key)
+        if pinned is None:
+            return None
+        if price is not None:
+            now = self.request(price, tool=tool_name, arguments=arguments, call=call)
+            if now.id == pinned.request.id:
+                return pinned
+        self._drop(key)  # the call changed while it waited: it needs a new approval
+        return None
+
+    def _pin(self, key: Hashable, request: ApprovalRequest, hold: Hold) -> PendingApproval:
+        now = self._timer()
+        pending = PendingApproval(request, hold, now + self.timeout)
+        with self._lock:
+            # Calls never resumed: their holds lapsed with their lease, forget them.
+            for stale in [k for k, p in self._pinned.items() if p.deadline < now]:
+                del self._pinned[stale]
+            self._pinned[key] = pending
+        return pending
+
+    def _drop(self, key: Hashable) -> None:
+        with self._lock:
+            pending = self._pinned.pop(key, None)
+        if pending is not None:
+            _release_quietly(pending.hold)
+
+    def _blocked(self, gate: ToolGate, tool_name: str, error: SpendGuardError) -> Blocked:
+        outcome = _blocked(tool_name, error)
+        if gate._on_blocked is not None:
+            gate._on_blocked(outcome)
+        return outcome
 
     # -- holding and asking --------------------------------------------------------------
 
@@ -413,6 +588,13 @@ def _close(awaitable: object) -> None:
     close = getattr(awaitable, "close", None)
     if callable(close):
         close()
+
+
+def _release_quietly(hold: Hold) -> None:
+    try:
+        hold.release()
+    except SpendGuardError:
+        _log.warning("could not release hold %s; it will lapse as spent", hold.id, exc_info=True)
 
 
 def _tool_name(name: object) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
+from spendguard.approval import Approvals
 from spendguard.gate import GuardResolver, OnBlocked, ToolGate
-from spendguard.pricing import Blocked
+from spendguard.pricing import Blocked, settle
 from spendguard.types import ReleaseOn
+from spendguard_langchain._approval import aapprove, approve
 from spendguard_langchain._common import INSTALL_HINT, Prices, pricing_argument
 
 try:
@@ -62,6 +65,11 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         on_blocked: Called with each :class:`~spendguard.pricing.Blocked` call.
         exit_behavior: ``"continue"`` (default), ``"error"`` or ``"end"``, see
             :data:`ExitBehavior`.
+        approvals: Calls whose price needs a person's approval
+            (:class:`spendguard.approval.Approvals`) pause the run with a LangGraph
+            ``interrupt`` while their price is held (the agent needs a checkpointer); resume
+            with ``Command(resume=spendguard.approval.answer(interrupt.value, approved))``.
+            A rejection releases the money and gives the model an error ``ToolMessage``.
         prices: Deprecated alias of ``pricing``.
 
     Raises:
@@ -77,6 +85,7 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
         exit_behavior: ExitBehavior = "continue",
+        approvals: Approvals | None = None,
         prices: Prices | None = None,
     ) -> None:
         super().__init__()
@@ -85,6 +94,10 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             raise InvalidArgumentError(msg, argument="exit_behavior")
         self.guard = guard
         self.exit_behavior: ExitBehavior = exit_behavior
+        if approvals is not None and not isinstance(approvals, Approvals):
+            msg = f"approvals must be an Approvals, got {approvals!r}"
+            raise InvalidArgumentError(msg, argument="approvals")
+        self.approvals = approvals
         self._gate = ToolGate(
             guard,
             pricing_argument(pricing, prices),
@@ -102,6 +115,12 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], _Result]
     ) -> _Result:
         """Hold the call's price, run it, then settle."""
+        if self.approvals is not None:
+            approved = approve(self.approvals, self._gate, request)
+            if isinstance(approved, Blocked):
+                return self._blocked(request, approved)
+            if approved is not None:
+                return _run_held(approved, handler, request)
         key = object()
         call = request.tool_call
         if blocked := self._gate.admit(key, call["name"], call["args"], _context(request)):
@@ -120,6 +139,12 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         handler: Callable[[ToolCallRequest], Awaitable[_Result]],
     ) -> _Result:
         """Async twin of :meth:`wrap_tool_call` (needed under ``ainvoke``)."""
+        if self.approvals is not None:
+            approved = await aapprove(self.approvals, self._gate, request)
+            if isinstance(approved, Blocked):
+                return self._blocked(request, approved)
+            if approved is not None:
+                return await _arun_held(approved, handler, request)
         key = object()
         call = request.tool_call
         context = _context(request)
@@ -188,6 +213,35 @@ class SpendLimitMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 def _context(request: ToolCallRequest) -> object:
     runtime = request.runtime
     return getattr(runtime, "context", None)
+
+
+def _run_held(
+    hold: Hold, handler: Callable[[ToolCallRequest], _Result], request: ToolCallRequest
+) -> _Result:
+    """Run an approved call with its hold, then settle it as the gate would."""
+    try:
+        result = handler(request)
+    except BaseException as error:
+        settle(hold, ran=not _is_block(error), error=error)
+        raise
+    settle(hold, ran=not _is_block(result))
+    return result
+
+
+async def _arun_held(
+    hold: Hold,
+    handler: Callable[[ToolCallRequest], Awaitable[_Result]],
+    request: ToolCallRequest,
+) -> _Result:
+    try:
+        result = await handler(request)
+    except BaseException as error:
+        await hold._guard._offload(
+            functools.partial(settle, hold, ran=not _is_block(error), error=error)
+        )
+        raise
+    await hold._guard._offload(functools.partial(settle, hold, ran=not _is_block(result)))
+    return result
 
 
 # Errors raised for blocked calls (exit_behavior="error"), by id: exceptions may be unhashable.
