@@ -337,11 +337,43 @@ class _Settled:
 
 @dataclass(slots=True)
 class _Call:
-    """A granted call, kept for the rolling windows."""
+    """A granted call, kept for the rolling windows: its amount (0 once released)."""
 
     at: float
     tool: str | None
     amount: Decimal
+    live: bool = True  # False once released: no longer a call
+
+
+@dataclass(slots=True)
+class _Window:
+    """Running totals of one window over the calls after ``cutoff``, in the order granted,
+    so a decision costs O(1) amortized instead of a scan of the window."""
+
+    seconds: float
+    tool: str | None
+    cutoff: float
+    calls: deque[_Call] = field(default_factory=deque)
+    amount: Decimal = _ZERO
+    count: int = 0
+
+    def counts(self, call: _Call) -> bool:
+        return call.at > self.cutoff and (self.tool is None or call.tool == self.tool)
+
+    def add(self, call: _Call) -> None:
+        if self.counts(call):
+            self.calls.append(call)
+            self.amount = CONTEXT.add(self.amount, call.amount)
+            self.count += 1
+
+    def advance(self, now: float) -> None:
+        # Calls are granted in time order (see _Book.record), so they leave in that order.
+        self.cutoff = max(self.cutoff, now - self.seconds)
+        calls = self.calls
+        while calls and calls[0].at <= self.cutoff:
+            call = calls.popleft()
+            self.amount = CONTEXT.subtract(self.amount, call.amount)
+            self.count -= call.live
 
 
 @dataclass(slots=True)
@@ -356,6 +388,8 @@ class _Book:
     next_deadline: float = float("inf")
     tools: dict[str, Decimal] = field(default_factory=dict)
     calls: dict[str, _Call] = field(default_factory=dict)
+    windows: dict[tuple[float, str | None], _Window] = field(default_factory=dict)
+    last_at: float = float("-inf")
     fired: set[str] = field(default_factory=set)
     horizon: float = 0.0
     settled: dict[str, _Settled] = field(default_factory=dict)
@@ -451,20 +485,25 @@ class _Book:
         return None, room, None
 
     def window(self, window: WindowLimit, now: float) -> tuple[Decimal, int]:
-        start, spent, count = now - window.seconds, _ZERO, 0
-        for call in self.calls.values():
-            if call.at > start and (window.tool is None or call.tool == window.tool):
-                spent = CONTEXT.add(spent, call.amount)
-                count += 1
-        return spent, count
+        key = (window.seconds, window.tool)
+        totals = self.windows.get(key)
+        if totals is None:
+            totals = self.windows[key] = _Window(window.seconds, window.tool, now - window.seconds)
+            for call in self.calls.values():
+                totals.add(call)
+        totals.advance(now)
+        return totals.amount, totals.count
 
     def forget(self, now: float, horizon: float) -> None:
         # Calls are kept in the order granted; the oldest leave once past every window.
-        start = now - horizon
-        for hold_id, call in list(self.calls.items()):
-            if call.at > start:
+        start, calls = now - horizon, self.calls
+        while calls:
+            hold_id = next(iter(calls))
+            if calls[hold_id].at > start:
                 break
-            del self.calls[hold_id]
+            del calls[hold_id]
+        for totals in self.windows.values():
+            totals.advance(now)
 
     def fire(self, limits: Limits) -> tuple[str, ...]:
         fired: list[str] = []
@@ -486,10 +525,26 @@ class _Book:
         if hold.tool is not None:
             used = CONTEXT.subtract(self.tools.get(hold.tool, _ZERO), hold.amount)
             self.tools[hold.tool] = CONTEXT.add(used, actual or _ZERO)
+        call = self.calls.get(hold_id)
+        if call is None:
+            return
+        amount = actual or _ZERO
+        for totals in self.windows.values():
+            if totals.counts(call):
+                change = CONTEXT.subtract(amount, call.amount)
+                totals.amount = CONTEXT.add(totals.amount, change)
+                totals.count -= actual is None
+        call.amount, call.live = amount, actual is not None
         if actual is None:
-            self.calls.pop(hold_id, None)
-        elif hold_id in self.calls:
-            self.calls[hold_id].amount = actual
+            del self.calls[hold_id]
+
+    def record(self, hold_id: str, call: _Call) -> None:
+        # A caller reads its clock before the lock: one that waited gets the latest time
+        # granted, so calls stay in time order (a call then stays a few microseconds longer).
+        call.at = self.last_at = max(call.at, self.last_at)
+        self.calls[hold_id] = call
+        for totals in self.windows.values():
+            totals.add(call)
 
 
 def _frozen(key: str) -> SessionFrozenError:
@@ -584,7 +639,7 @@ class InMemoryLedger:
             if limits.tool is not None:
                 book.tools[limits.tool] = CONTEXT.add(book.tools.get(limits.tool, _ZERO), amount)
             if limits.horizon:
-                book.calls[hold_id] = _Call(now, limits.tool, amount)
+                book.record(hold_id, _Call(now, limits.tool, amount))
             return Admission(True, totals, None, room, None, book.fire(limits))
 
     @staticmethod

@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,12 +155,23 @@ def redis(ctx: Context) -> Namespace:
     return {**_session(ctx)[0], "ledger": RedisLedger.from_url(server.url)}
 
 
+def policy_file(ctx: Context) -> Namespace:
+    """A session, run in a temporary folder holding ``spendguard.toml``: the TOML block of
+    docs/policies.md, so the file the reader writes is the one loaded."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "policies.md").read_text()
+    folder = ctx.request.getfixturevalue("tmp_path")
+    (folder / "spendguard.toml").write_text(text.split("```toml\n", 1)[1].split("```", 1)[0])
+    ctx.monkeypatch.chdir(folder)
+    return session(ctx)
+
+
 PRELUDES: dict[str, Callable[[Context], Namespace]] = {
     "agentcore": agentcore,
     "aws-env": aws_env,
     "emulator": emulator,
     "langchain": langchain,
     "openai-agents": openai_agents,
+    "policy-file": policy_file,
     "redis": redis,
     "session": session,
     "strands": strands,

@@ -154,12 +154,14 @@ def _play(mode: str, ops: list[Op]) -> list[str | None]:
         if op.kind == "reserve":
             seen = len(guard.would_block)
             try:
-                open_holds.append(guard.reserve(op.amount, tool=op.tool))
+                hold = guard.reserve(op.amount, tool=op.tool)
             except SpendGuardError as error:
                 decisions.append(error.rule)
                 continue
             blocked = guard.would_block[seen:]
             decisions.append(blocked[0].rule if blocked else None)
+            if not blocked:  # a call shadow mode let through is not one enforcement ran
+                open_holds.append(hold)
         elif op.kind == "wait":
             clock.advance(op.seconds)
         elif open_holds:
