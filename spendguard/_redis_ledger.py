@@ -37,6 +37,7 @@ calls :meth:`RedisLedger.reopen`. A Redis that comes back with its data (AOF) ca
 
 from __future__ import annotations
 
+import inspect
 import math
 import secrets
 import threading
@@ -49,7 +50,7 @@ try:
     import redis
     from redis.backoff import NoBackoff
     from redis.commands.core import Script
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise ImportError(
@@ -80,6 +81,9 @@ __all__ = ["DECIMALS", "RedisLedger", "from_units", "to_units"]
 #: Decimal places the ledger stores exactly (one unit is ``10**-DECIMALS``).
 DECIMALS = 18
 _UNIT = 10**DECIMALS
+# What a Redis call may raise when Redis (or a cluster node) fails; cluster errors about the
+# topology (no node reachable, a slot not covered) are not RedisErrors.
+_FAILURES = (RedisError, RedisClusterException)
 _KINDS: dict[str, Settlement] = {"s": "session", "e": "external"}
 _CODES = {kind: code for code, kind in _KINDS.items()}
 _SUFFIXES = (
@@ -172,7 +176,15 @@ def _lost(key: str) -> LedgerDataLostError:
     )
 
 
-def _unavailable(exc: RedisError) -> LedgerUnavailableError:
+def _cluster_retries() -> dict[str, Any]:
+    # One retry after a connection error (the topology may have changed). redis-py 5.x and
+    # later take a Retry object (and deprecate the count); 4.x knows only the count.
+    if "retry" in inspect.signature(redis.RedisCluster.__init__).parameters:
+        return {"retry": Retry(NoBackoff(), 1)}
+    return {"cluster_error_retry_attempts": 1}  # pragma: no cover - redis-py 4.x
+
+
+def _unavailable(exc: Exception) -> LedgerUnavailableError:
     return LedgerUnavailableError(
         f"the Redis ledger is unavailable ({type(exc).__name__}: {exc}); charges are "
         "blocked until it answers again"
@@ -201,8 +213,8 @@ class RedisLedger:
 
     Every method is one atomic Lua script per session key. All keys of a session share the hash
     tag ``{key}``, so the ledger works on Redis Cluster. Build it with :meth:`from_url`, or pass
-    a ``redis.Redis``/``redis.RedisCluster`` client (then configure its timeouts, and disable
-    its retries: a script retried after a lost reply may run twice).
+    a ``redis.Redis``/``redis.RedisCluster`` client (then configure its timeouts; retries are
+    safe, every operation being idempotent per hold id, but delay failing closed).
 
     If Redis loses a session's book, every method raises :class:`LedgerDataLostError` for that
     session until :meth:`reopen` (see the module docstring).
@@ -250,25 +262,41 @@ class RedisLedger:
         timeout: float = 1.0,
         prefix: str = "spendguard",
         key_ttl: float | None = None,
+        cluster: bool = False,
+        **options: Any,
     ) -> RedisLedger:
-        """Connect to ``url`` (``redis://host:port/db``) with fail-closed settings.
+        """Connect to ``url`` with fail-closed settings.
 
         Args:
-            url: The Redis URL.
+            url: The Redis URL: ``redis://[[user]:password@]host:port/db``, or ``rediss://``
+                for TLS (ElastiCache and MemoryDB with encryption in transit).
             timeout: Seconds to wait for a connection or a reply before the call fails with
                 :class:`LedgerUnavailableError`.
             prefix: See :class:`RedisLedger`.
             key_ttl: See :class:`RedisLedger`.
+            cluster: ``url`` names a node of a Redis Cluster (cluster mode enabled): use
+                redis-py's ``RedisCluster``, which finds the other nodes itself and retries
+                a command once after a connection error (the ledger's operations are
+                idempotent, so a script run twice changes nothing more).
+            options: More keyword arguments for redis-py's ``from_url`` (e.g.
+                ``ssl_cert_reqs="required"``, ``ssl_ca_certs=...``, ``username=``,
+                ``password=``).
 
         Returns:
-            A ledger whose client never retries on its own (no script runs twice).
+            A ledger whose client gives up after ``timeout``.
+
+        Raises:
+            LedgerUnavailableError: ``cluster`` is set and no node of the cluster answered.
         """
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **options}
+        client: redis.Redis | redis.RedisCluster
+        if cluster:
+            try:  # finds the cluster's nodes at once
+                client = redis.RedisCluster.from_url(url, **_cluster_retries(), **options)
+            except _FAILURES as exc:
+                raise _unavailable(exc) from exc
+        else:
+            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
         return cls(client, prefix=prefix, key_ttl=key_ttl)
 
     def keys(self, key: str) -> list[str]:
@@ -308,7 +336,7 @@ class RedisLedger:
     def _call(self, script: Script, key: str, args: list[str]) -> Any:
         try:
             return script(keys=self.keys(key), args=args)
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def _run(self, script: Script, key: str, args: Sequence[str]) -> list[Any]:
@@ -458,7 +486,7 @@ class RedisLedger:
             if frozen:
                 return bool(self._client.set(name, "1", nx=True))
             return bool(self._client.delete(name))
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def is_frozen(self, key: str) -> bool:
@@ -469,7 +497,7 @@ class RedisLedger:
         """
         try:
             return bool(self._client.exists(self.keys(key)[8]))
-        except RedisError as exc:
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
 
     def __repr__(self) -> str:

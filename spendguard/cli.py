@@ -1,7 +1,8 @@
 """The ``spendguard`` console script: the local emulator, session inspection, the demo.
 
 Exit codes: 0 success; 1 other failure; 2 usage error; 3 credentials, profile or IAM access;
-4 session not found; 5 session expired; 6 the service could not be reached or is throttling.
+4 session (or hold) not found; 5 session expired; 6 the service (or the shared ledger) could
+not be reached or is throttling.
 No command shows a traceback: every failure is one line on stderr (or JSON with ``--json``).
 """
 
@@ -30,6 +31,7 @@ from spendguard import (
     SessionNotFoundError,
     SessionUnavailableError,
     SpendGuard,
+    _cli_ops,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="spendguard",
         description="Keep AI agents within their AgentCore payment session's budget.",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 credentials, profile or IAM access, "
-        "4 session not found, 5 session expired, 6 service unreachable or throttling.",
+        "4 session (or hold) not found, 5 session expired, 6 service (or shared ledger) "
+        "unreachable or throttling.",
     )
     parser.add_argument(
         "--version", action="version", version=f"spendguard {spendguard.__version__}"
@@ -101,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    _cli_ops.add_session_commands(session_commands)
+    _cli_ops.add_holds_commands(commands)
+
     demo = commands.add_parser("demo", help="run a scripted agent against an in-process emulator")
     demo.add_argument(
         "--budget", default="1.00", type=_budget, help="session budget in USD (default 1.00)"
@@ -143,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "emulator":
         return _run_emulator(args, sys.stdout)
+    if _cli_ops.handles(args):
+        return _cli_ops.run(args, sys.stdout)
     if args.command == "session":
         return _show_session(args, sys.stdout)
     from spendguard.demo import main as demo_main  # noqa: PLC0415 - loaded only when asked

@@ -148,11 +148,13 @@ def agentcore(ctx: Context) -> Namespace:
 
 
 def redis(ctx: Context) -> Namespace:
-    """A session and ``ledger``, a ``RedisLedger`` on a throwaway ``redis-server``."""
+    """A session, ``ledger``, a ``RedisLedger`` on a throwaway ``redis-server``, and that
+    server's ``redis_url``."""
     from spendguard.redis_ledger import RedisLedger  # noqa: PLC0415
 
     server = ctx.request.getfixturevalue("redis_server")
-    return {**_session(ctx)[0], "ledger": RedisLedger.from_url(server.url)}
+    ledger = RedisLedger.from_url(server.url)
+    return {**_session(ctx)[0], "ledger": ledger, "redis_url": server.url}
 
 
 def policy_file(ctx: Context) -> Namespace:

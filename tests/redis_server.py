@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import redis
@@ -55,12 +55,21 @@ class RedisServer:
         binary: The ``redis-server`` path.
         port: The port (default: a free one).
         appendonly: Keep an AOF fsynced on every write, so a restart brings the data back.
+        extra: More ``redis-server`` arguments (e.g. cluster options).
     """
 
-    def __init__(self, binary: str, port: int | None = None, *, appendonly: bool = False) -> None:
+    def __init__(
+        self,
+        binary: str,
+        port: int | None = None,
+        *,
+        appendonly: bool = False,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.binary = binary
         self.port = port if port is not None else free_port()
         self.appendonly = appendonly
+        self.extra = list(extra)
         self._dir = tempfile.TemporaryDirectory(prefix="spendguard-redis-")
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
@@ -75,7 +84,7 @@ class RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--dir", self._dir.name]
         fsync = ["--appendfsync", "always"] if self.appendonly else []
-        args += ["--appendonly", "yes" if self.appendonly else "no", *fsync]
+        args += ["--appendonly", "yes" if self.appendonly else "no", *fsync, *self.extra]
         proc = self._proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -92,6 +101,18 @@ class RedisServer:
             client.ping()
         finally:
             client.close()
+
+    @property
+    def dir(self) -> str:
+        """The server's working directory (AOF, cluster config)."""
+        return self._dir.name
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would; :meth:`start` brings it back."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self.stop()
 
     def stop(self) -> None:
         """Stop the server (it keeps its port number, so :meth:`start` brings it back)."""

@@ -1,0 +1,117 @@
+"""A real Redis Cluster for the tests: three masters on free ports, each with its own AOF.
+
+Every node gets a free client port and a free cluster bus port (``--cluster-port``, so the
+bus is never port + 10000 past 65535), ``--cluster-node-timeout 1000`` and AOF fsynced on
+every write. ``redis-cli --cluster create`` joins them; :meth:`LocalCluster.wait_ok` polls
+``CLUSTER INFO`` on every node until each says ``cluster_state:ok`` and knows every master,
+within a bounded deadline.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+from redis_server import RedisServer, free_port, redis_binary
+
+__all__ = ["LocalCluster", "redis_cli_binary"]
+
+_DEADLINE_SECONDS = 30.0
+
+
+def redis_cli_binary() -> str:
+    """The path of ``redis-cli`` (Debian's redis-tools); skips or fails as redis-server does."""
+    found = shutil.which("redis-cli")
+    if found is None:
+        redis_binary()  # the same rule: skip locally, fail in CI
+        pytest.fail("redis-server is installed but redis-cli is not (apt-get install redis-tools)")
+    return found
+
+
+class LocalCluster:
+    """Three (or more) Redis Cluster masters on loopback, no replicas.
+
+    Args:
+        masters: How many masters.
+    """
+
+    def __init__(self, masters: int = 3) -> None:
+        self.cli = redis_cli_binary()
+        binary = redis_binary()
+        self.nodes: list[RedisServer] = []
+        for _ in range(masters):
+            options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
+            options += ["--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf"]
+            self.nodes.append(RedisServer(binary, appendonly=True, extra=options))
+
+    @property
+    def url(self) -> str:
+        """A URL of one node; a cluster client finds the others itself."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        """Start every node, join them into one cluster and wait until it is ok."""
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = [self.cli, "--cluster", "create", *addresses]
+        done = subprocess.run(
+            [*create, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
+        self.wait_ok()
+
+    def wait_ok(self, deadline: float = _DEADLINE_SECONDS) -> None:
+        """Poll every node until each reports ``cluster_state:ok`` with every master known."""
+        end = time.monotonic() + deadline
+        while True:
+            if all(self._ok(node) for node in self.nodes):
+                return
+            if time.monotonic() > end:
+                states = [self._info(node) for node in self.nodes]
+                raise RuntimeError(f"the cluster did not become ok in {deadline} s: {states}")
+            time.sleep(0.05)
+
+    def _info(self, node: RedisServer) -> dict[str, object]:
+        client = redis.Redis(port=node.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            info: dict[str, object] = client.cluster("INFO")
+            return info
+        except redis.RedisError as exc:
+            return {"error": str(exc)}
+        finally:
+            client.close()
+
+    def _ok(self, node: RedisServer) -> bool:
+        info = self._info(node)
+        return (
+            info.get("cluster_state") == "ok"
+            and int(str(info.get("cluster_known_nodes", 0))) == len(self.nodes)
+            and int(str(info.get("cluster_slots_ok", 0))) == 16384
+        )
+
+    def node_of(self, key: str) -> RedisServer:
+        """The master that serves ``key``'s hash slot (the others answer MOVED)."""
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, socket_timeout=2, socket_connect_timeout=2)
+            try:
+                client.exists(key)
+                return node
+            except redis.ResponseError:
+                continue
+            finally:
+                client.close()
+        raise LookupError(key)  # pragma: no cover - every slot is served once ok
+
+    def close(self) -> None:
+        """Stop every node and delete its directory."""
+        for node in self.nodes:
+            node.close()
