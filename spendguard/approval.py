@@ -151,12 +151,17 @@ class ApprovalRejectedError(SpendGuardError):
 
     Attributes:
         request: The request that was refused.
-        rule: ``"approval_rejected"`` (the answer was no, or not a yes) or
-            ``"approval_timeout"`` (no answer within the approval timeout).
+        rule: ``"approval_rejected"`` (the answer was no, or not a yes),
+            ``"approval_timeout"`` (no answer within the approval timeout) or
+            ``"approval_missing"`` (the call came without the approval it needs, e.g. a
+            framework approved every call of a tool at once).
     """
 
     def __init__(self, request: ApprovalRequest, *, rule: str = "approval_rejected") -> None:
-        what = "was not approved" if rule == "approval_rejected" else "was not approved in time"
+        what = {
+            "approval_timeout": "was not approved in time",
+            "approval_missing": "came without its own approval",
+        }.get(rule, "was not approved")
         super().__init__(f"the charge of {request.amount} for {request.tool or 'a call'} {what}")
         self.request = request
         self.rule = rule
@@ -166,6 +171,11 @@ class ApprovalRejectedError(SpendGuardError):
         """The person's decision, without ids."""
         if self.rule == "approval_timeout":
             return "Payment blocked: nobody approved this payment in time. Do not retry this call."
+        if self.rule == "approval_missing":
+            return (
+                "Payment blocked: this payment needs a person's approval, which it does not "
+                "have. Do not retry this call."
+            )
         return "Payment blocked: a person declined this payment. Do not retry this call."
 
 
@@ -314,7 +324,7 @@ class Approvals:
             price = gate.pricing.price(tool_name, arguments)
         except SpendGuardError as exc:
             self._drop(key)
-            return self._blocked(gate, tool_name, exc)
+            return self.blocked(gate, tool_name, exc)
         found = self._fresh_pin(key, price, tool_name, arguments, call)
         if found is not None or price is None or not self.required(price, tool_name):
             return found
@@ -325,7 +335,7 @@ class Approvals:
         try:
             hold = self.hold(guard, request, settlement=gate.settlement, release_on=gate.release_on)
         except SpendGuardError as exc:
-            return self._blocked(gate, tool_name, exc)
+            return self.blocked(gate, tool_name, exc)
         return self._pin(key, request, hold)
 
     async def aopen(
@@ -343,7 +353,7 @@ class Approvals:
             price = gate.pricing.price(tool_name, arguments)
         except SpendGuardError as exc:
             self._drop(key)
-            return self._blocked(gate, tool_name, exc)
+            return self.blocked(gate, tool_name, exc)
         found = self._fresh_pin(key, price, tool_name, arguments, call)
         if found is not None or price is None or not self.required(price, tool_name):
             return found
@@ -356,7 +366,7 @@ class Approvals:
                 guard, request, settlement=gate.settlement, release_on=gate.release_on
             )
         except SpendGuardError as exc:
-            return self._blocked(gate, tool_name, exc)
+            return self.blocked(gate, tool_name, exc)
         return self._pin(key, request, hold)
 
     def close(
@@ -378,7 +388,7 @@ class Approvals:
         pending.hold.release()
         rule = "approval_timeout" if verdict else "approval_rejected"
         error = ApprovalRejectedError(pending.request, rule=rule)
-        return self._blocked(gate, pending.request.tool or "", error)
+        return self.blocked(gate, pending.request.tool or "", error)
 
     def unpin(self, key: Hashable) -> None:
         """Forget the approval the call ``key`` waited on (answered)."""
@@ -388,6 +398,41 @@ class Approvals:
     def abandon(self, key: Hashable) -> None:
         """Forget the approval of the call ``key`` and release its hold (the run failed)."""
         self._drop(key)
+
+    def fits(
+        self,
+        gate: ToolGate,
+        pending: PendingApproval,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        call: str,
+    ) -> bool:
+        """Whether the call as it is now (price, tool, arguments, call id) is the one
+        ``pending`` asked about."""
+        try:
+            price = gate.pricing.price(tool_name, arguments)
+        except SpendGuardError:
+            return False
+        return price is not None and self._same(pending, price, tool_name, arguments, call)
+
+    def blocked(self, gate: ToolGate, tool_name: str, error: SpendGuardError) -> Blocked:
+        """For adapters: the refusal of a call (logged, and given to the gate's
+        ``on_blocked``)."""
+        outcome = _blocked(tool_name, error)
+        if gate._on_blocked is not None:
+            gate._on_blocked(outcome)
+        return outcome
+
+    def _same(
+        self,
+        pending: PendingApproval,
+        price: Money,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        call: str,
+    ) -> bool:
+        now = self.request(price, tool=tool_name, arguments=arguments, call=call)
+        return now.id == pending.request.id
 
     def _fresh_pin(
         self,
@@ -400,10 +445,8 @@ class Approvals:
         pinned = self.pinned(key)
         if pinned is None:
             return None
-        if price is not None:
-            now = self.request(price, tool=tool_name, arguments=arguments, call=call)
-            if now.id == pinned.request.id:
-                return pinned
+        if price is not None and self._same(pinned, price, tool_name, arguments, call):
+            return pinned
         self._drop(key)  # the call changed while it waited: it needs a new approval
         return None
 
@@ -422,12 +465,6 @@ class Approvals:
             pending = self._pinned.pop(key, None)
         if pending is not None:
             _release_quietly(pending.hold)
-
-    def _blocked(self, gate: ToolGate, tool_name: str, error: SpendGuardError) -> Blocked:
-        outcome = _blocked(tool_name, error)
-        if gate._on_blocked is not None:
-            gate._on_blocked(outcome)
-        return outcome
 
     # -- holding and asking --------------------------------------------------------------
 

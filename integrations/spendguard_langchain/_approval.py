@@ -11,7 +11,7 @@ held then, whatever the threshold or the budget say by now. An answer for anothe
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, cast
 
 from spendguard import Hold
 from spendguard.approval import Approvals, PendingApproval
@@ -21,6 +21,8 @@ from spendguard_langchain._common import INSTALL_HINT
 
 try:
     from langchain.agents.middleware.types import ToolCallRequest
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.runnables.config import set_config_context, var_child_runnable_config
     from langgraph.errors import GraphBubbleUp
     from langgraph.types import interrupt
 except ImportError as exc:  # tested by test_install_hint.py
@@ -40,7 +42,7 @@ def approve(
     )
     if pending is None or isinstance(pending, Blocked):
         return pending
-    return _ask(approvals, gate, key, pending)
+    return _ask(approvals, gate, key, pending, request)
 
 
 async def aapprove(
@@ -54,15 +56,19 @@ async def aapprove(
     )
     if pending is None or isinstance(pending, Blocked):
         return pending
-    return _ask(approvals, gate, key, pending)
+    return _ask(approvals, gate, key, pending, request)
 
 
 def _ask(
-    approvals: Approvals, gate: ToolGate, key: Hashable, pending: PendingApproval
+    approvals: Approvals,
+    gate: ToolGate,
+    key: Hashable,
+    pending: PendingApproval,
+    request: ToolCallRequest,
 ) -> Hold | Blocked:
     while True:
         try:
-            reply = interrupt(pending.request.payload())
+            reply = _interrupt(request, pending.request.payload())
         except GraphBubbleUp:
             raise  # the run pauses; the hold stays pinned for the resume
         except BaseException:
@@ -71,6 +77,15 @@ def _ask(
         outcome = approvals.close(gate, key, pending, reply)
         if outcome is not None:
             return outcome
+
+
+def _interrupt(request: ToolCallRequest, payload: dict[str, object]) -> object:
+    config = getattr(request.runtime, "config", None)
+    if var_child_runnable_config.get() is None and isinstance(config, dict):
+        # Python 3.10 does not carry the run's config into async tasks: give it back.
+        with set_config_context(cast(RunnableConfig, config)) as context:
+            return context.run(interrupt, payload)
+    return interrupt(payload)
 
 
 def _identity(request: ToolCallRequest) -> tuple[Hashable, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
@@ -19,9 +20,17 @@ from agents import (
 from agents.tool import ToolErrorFunction
 
 from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
+from spendguard.approval import Approvals
 from spendguard.gate import GuardResolver, OnBlocked, ToolGate, call_key
-from spendguard.pricing import PriceRule, Pricing
+from spendguard.pricing import Blocked, PriceRule, Pricing
 from spendguard.types import ReleaseOn
+from spendguard_openai_agents._approval import (
+    Formatter,
+    NeedsApproval,
+    approval_formatter,
+    needs_approval,
+    take_approved,
+)
 
 __all__ = ["BlockBehavior", "SpendGuardToolGuardrails", "ToolOptions"]
 
@@ -59,6 +68,14 @@ class SpendGuardToolGuardrails:
         release_on: Exception types that, raised by a tool, mean it spent nothing.
         on_blocked: Called with each ``Blocked`` call (a :data:`BlockBehavior` is deprecated).
         block_behavior: What the SDK does with a blocked call.
+        approvals: Calls whose price needs a person's approval
+            (:class:`spendguard.approval.Approvals`) stop the run through the SDK's
+            ``needs_approval`` while their price is held: give each priced tool
+            ``needs_approval=guardrails.needs_approval(name)`` and the run config
+            ``tool_error_formatter=guardrails.tool_error_formatter()`` (a rejection releases
+            the money). Approve or reject ``result.interruptions`` on the run state and run
+            again in the same process; each call above the threshold needs its own approval
+            (``always_approve`` does not carry over to the next call).
     """
 
     def __init__(
@@ -70,6 +87,7 @@ class SpendGuardToolGuardrails:
         release_on: ReleaseOn = (),
         on_blocked: OnBlocked | BlockBehavior | None = None,
         block_behavior: BlockBehavior = "reject_content",
+        approvals: Approvals | None = None,
     ) -> None:
         if isinstance(on_blocked, str):
             msg = f"on_blocked takes a callback now; pass block_behavior={on_blocked!r} instead"
@@ -79,6 +97,10 @@ class SpendGuardToolGuardrails:
             msg = f"unknown block_behavior {block_behavior!r}, see BlockBehavior"
             raise InvalidArgumentError(msg, argument="block_behavior")
         self._block_behavior = block_behavior
+        if approvals is not None and not isinstance(approvals, Approvals):
+            msg = f"approvals must be an Approvals, got {approvals!r}"
+            raise InvalidArgumentError(msg, argument="approvals")
+        self.approvals = approvals
         self._gate = ToolGate(
             guard, pricing, settlement=settlement, release_on=release_on, on_blocked=on_blocked
         )
@@ -125,13 +147,47 @@ class SpendGuardToolGuardrails:
             failure_error_function=self.failure_error_function(failure_error_function),
         )
 
+    def needs_approval(self, tool_name: str) -> NeedsApproval:
+        """``function_tool(needs_approval=...)`` for the tool ``tool_name``: above the
+        threshold, hold the price and have the SDK ask a person.
+
+        Raises:
+            InvalidArgumentError: The guardrails have no ``approvals``.
+        """
+        return needs_approval(self._approvals(), self._gate, tool_name)
+
+    def tool_error_formatter(self, formatter: Formatter | None = None) -> Formatter:
+        """``RunConfig(tool_error_formatter=...)``: releases the money of a rejected call and
+        tells the model a person declined it, then defers to ``formatter`` for the rest.
+
+        Raises:
+            InvalidArgumentError: The guardrails have no ``approvals``.
+        """
+        return approval_formatter(self._approvals(), formatter)
+
+    def _approvals(self) -> Approvals:
+        if self.approvals is None:
+            raise InvalidArgumentError("pass approvals= to use approvals", argument="approvals")
+        return self.approvals
+
     async def _check_input(self, data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
         ctx = data.context
+        if self.approvals is not None:
+            taken = take_approved(self.approvals, self._gate, ctx, _arguments(ctx.tool_arguments))
+            if isinstance(taken, Blocked):
+                return self._refuse(taken)
+            if isinstance(taken, Hold):  # approved: settled like any admitted call
+                self._gate._record(call_key(ctx), taken)
+            if taken is not None:
+                return ToolGuardrailFunctionOutput.allow()
         blocked = await self._gate.aadmit(
             call_key(ctx), ctx.tool_name, ctx.tool_arguments, ctx.context
         )
         if blocked is None:
             return ToolGuardrailFunctionOutput.allow()
+        return self._refuse(blocked)
+
+    def _refuse(self, blocked: Blocked) -> ToolGuardrailFunctionOutput:
         if self._block_behavior == "raise_exception":
             return ToolGuardrailFunctionOutput.raise_exception(output_info=blocked)
         return ToolGuardrailFunctionOutput.reject_content(blocked.message, output_info=blocked)
@@ -139,3 +195,11 @@ class SpendGuardToolGuardrails:
     async def _commit_output(self, data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
         await self._gate.asettle(call_key(data.context), ran=True)
         return ToolGuardrailFunctionOutput.allow()
+
+
+def _arguments(raw: str) -> dict[str, object]:
+    try:
+        parsed = json.loads(raw or "{}")
+    except (ValueError, RecursionError):
+        return {}  # unreadable: the gate refuses it with the pricing error
+    return parsed if isinstance(parsed, dict) else {}

@@ -13,10 +13,12 @@ from strands.hooks import (
     HookRegistry,
 )
 
-from spendguard import Hold, Settlement, SpendGuard
+from spendguard import Hold, InvalidArgumentError, Settlement, SpendGuard
+from spendguard.approval import Approvals
 from spendguard.gate import GuardResolver, OnBlocked, ToolGate, call_key
-from spendguard.pricing import PriceRule, Pricing
+from spendguard.pricing import Blocked, PriceRule, Pricing
 from spendguard.types import ReleaseOn
+from spendguard_strands._approval import approve
 
 __all__ = ["SpendGuardHooks"]
 
@@ -49,6 +51,15 @@ class SpendGuardHooks(HookProvider):
         settlement: How committed charges settle, default the guard's.
         release_on: Exception types that, raised by a tool, mean it spent nothing.
         on_blocked: Called with each :class:`~spendguard.pricing.Blocked` call.
+        approvals: Calls whose price needs a person's approval
+            (:class:`spendguard.approval.Approvals`) raise the Strands interrupt
+            ``"spendguard_approval"`` while their price is held; resume the agent with an
+            ``interruptResponse`` whose response is
+            ``spendguard.approval.answer(interrupt.reason, approved)``. A rejection releases
+            the money and cancels the call with a message for the model.
+
+    Raises:
+        InvalidArgumentError: ``approvals`` is not an ``Approvals``.
     """
 
     def __init__(
@@ -59,7 +70,12 @@ class SpendGuardHooks(HookProvider):
         settlement: Settlement | None = None,
         release_on: ReleaseOn = (),
         on_blocked: OnBlocked | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
+        if approvals is not None and not isinstance(approvals, Approvals):
+            msg = f"approvals must be an Approvals, got {approvals!r}"
+            raise InvalidArgumentError(msg, argument="approvals")
+        self.approvals = approvals
         self._gate = ToolGate(
             guard, pricing, settlement=settlement, release_on=release_on, on_blocked=on_blocked
         )
@@ -83,6 +99,14 @@ class SpendGuardHooks(HookProvider):
         if event.cancel_tool:  # an earlier hook cancelled it: nothing will run, nothing to hold
             return
         tool_use = event.tool_use
+        if self.approvals is not None:
+            approved = await approve(self.approvals, self._gate, event)
+            if isinstance(approved, Blocked):
+                event.cancel_tool = approved.message
+                return
+            if approved is not None:  # settled after the call like any admitted one
+                self._gate._record(call_key(tool_use), approved)
+                return
         arguments = tool_use.get("input")
         arguments = arguments if isinstance(arguments, Mapping | str) else {}
         blocked = await self._gate.aadmit(
