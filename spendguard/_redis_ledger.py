@@ -64,9 +64,18 @@ from spendguard._errors import (
     LedgerDataLostError,
     LedgerUnavailableError,
 )
-from spendguard._ledger import HoldInfo, LedgerTotals, ServerView, Settlement, _frozen
+from spendguard._ledger import (
+    Admission,
+    HoldInfo,
+    LedgerTotals,
+    Limits,
+    ServerView,
+    Settlement,
+    _frozen,
+)
 from spendguard._money import CONTEXT
 from spendguard._redis_scripts import (
+    ADMIT,
     COMMIT,
     HOLDS,
     RELEASE,
@@ -96,6 +105,10 @@ _SUFFIXES = (
     "settled",
     "forget",
     "frozen",
+    "policy",
+    "calls",
+    "calldata",
+    "windows",
 )
 
 
@@ -253,6 +266,7 @@ class RedisLedger:
         self._totals = client.register_script(TOTALS)
         self._holds = client.register_script(HOLDS)
         self._settle_stuck = client.register_script(SETTLE_STUCK)
+        self._admit = client.register_script(ADMIT)
 
     @classmethod
     def from_url(
@@ -401,6 +415,65 @@ class RedisLedger:
         if int(reply[0]) == -1:
             raise _frozen(key)
         return int(reply[0]) == 1, _totals(reply[1:])
+
+    def admit(
+        self,
+        key: str,
+        hold_id: str,
+        amount: Decimal,
+        view: ServerView,
+        settlement: Settlement,
+        lease_seconds: float,
+        now: float,
+        limits: Limits,
+        *,
+        probe: bool = False,
+    ) -> Admission:
+        """See :meth:`spendguard._ledger.PolicyLedger.admit`: one script checks the session,
+        the tool's cap and the windows, and holds.
+
+        Windows run on Redis ``TIME`` (``now`` is not used), so every process measures them
+        on one clock.
+
+        Raises:
+            The same errors as :meth:`reserve`.
+        """
+        check_settlement(settlement)
+        args = [
+            hold_id,
+            _amount(amount, "hold amount"),
+            *_view_args(view),
+            _CODES[settlement],
+            _duration(lease_seconds, "lease_seconds"),
+            "" if limits.tool is None else limits.tool,
+            "1" if probe else "0",
+            "" if limits.cap is None else _amount(limits.cap, "cap"),
+            repr(float(limits.horizon)),
+            str(len(limits.windows)),
+        ]
+        for window in limits.windows:
+            args += [
+                repr(float(window.seconds)),
+                "" if window.amount is None else _amount(window.amount, "window amount"),
+                "" if window.calls is None else str(window.calls),
+                "" if window.tool is None else window.tool,
+            ]
+        args.append(str(len(limits.marks)))
+        for mark in limits.marks:
+            args += [mark.name, "s" if mark.kind == "session" else "t", _amount(mark.at, "mark")]
+        reply = self._run(self._admit, key, args)
+        granted = int(reply[0])
+        if granted == -1:
+            raise _frozen(key)
+        rule, index = _text(reply[1]) or None, int(reply[3])
+        return Admission(
+            granted == 1,
+            _totals(reply[4:8]),
+            rule,
+            from_units(_text(reply[2])),
+            None if index < 0 else index,
+            tuple(_text(name) for name in reply[8:]),
+        )
 
     def commit(
         self, key: str, hold_id: str, actual: Decimal, evidence_time: float, now: float

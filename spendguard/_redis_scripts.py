@@ -5,6 +5,7 @@ self-contained (one ``EVALSHA``) and atomic in Redis.
 """
 
 __all__ = [
+    "ADMIT",
     "COMMIT",
     "HOLDS",
     "LIBRARY",
@@ -25,7 +26,8 @@ __all__ = [
 # 6 retired (set of the generations an operator retired with reopen), 7 settled (hash id ->
 # "outcome units s|e": how a hold was settled and what it held, so a retried operation answers
 # as the first did), 8 forget (zset id -> Redis TIME after which the settled record goes),
-# 9 frozen (exists while an operator froze the session).
+# 9 frozen (exists while an operator froze the session), and the policies' keys (see
+# POLICY_LIBRARY): 10 policy, 11 calls, 12 calldata, 13 windows.
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
 LIBRARY = r"""
 local BASE = 1e15
@@ -139,6 +141,7 @@ local function save(book)
   if book.base then redis.call('HSET', KEYS[1], 'base', book.base) end
   expire(1, 4)
   expire(7, 8)
+  expire(10, 13)
 end
 -- {1, generation, version, ...} for the caller to remember; {0} when data was lost.
 local function reply(book, results)
@@ -250,6 +253,105 @@ local function figures(book)
 end
 """
 
+# -- policies -----------------------------------------------------------------------------------
+# KEYS 10 policy (hash: 't:<tool>' -> units the tool uses, holds and commits; 'f:<mark>' -> 1
+# once a soft threshold fired; 'last' -> the latest call time; 'horizon' -> the longest window
+# seen; 'forgot' -> calls at or before this time are forgotten), 11 calls (zset id -> Redis TIME
+# the call was granted, for the windows), 12 calldata (hash id -> "units live tool": the call's
+# amount, 0 once released; live 1|0), 13 windows (hash "seconds|tool" -> "cutoff units count":
+# running totals of one window over the calls after cutoff, so a decision does not scan it).
+POLICY_LIBRARY = r"""
+local function tool_add(tool, delta)
+  local used = redis.call('HGET', KEYS[10], 't:' .. tool) or '0'
+  redis.call('HSET', KEYS[10], 't:' .. tool, add(used, delta))
+end
+local function parse_call(v)
+  if not v then return nil end
+  local amount, live, tool = string.match(v, '^(%S+) (%S) (.*)$')
+  return {amount = amount, live = live == '1', tool = tool}
+end
+local function parse_window(field, v)
+  local bar = string.find(field, '|', 1, true)
+  local cutoff, amount, count = string.match(v, '^(%S+) (%S+) (%S+)$')
+  return {seconds = string.sub(field, 1, bar - 1), tool = string.sub(field, bar + 1),
+          cutoff = tonumber(cutoff), amount = amount, count = tonumber(count)}
+end
+local function forgot()
+  return tonumber(redis.call('HGET', KEYS[10], 'forgot') or '-inf')
+end
+-- Running totals of a window at time t: moved forward over the calls that left it, or built
+-- again from the calls inside it when the calls it would need were forgotten already.
+local function window(seconds, tool, t)
+  local field, cutoff = seconds .. '|' .. tool, t - tonumber(seconds)
+  local v, w = redis.call('HGET', KEYS[13], field), nil
+  if v then w = parse_window(field, v) end
+  local amount, count = '0', 0
+  local from, upto = '(' .. stamp(cutoff), '+inf'
+  if w and w.cutoff >= forgot() then
+    amount, count = w.amount, w.count
+    if cutoff <= w.cutoff then return amount, count end
+    from, upto = '(' .. stamp(w.cutoff), stamp(cutoff)
+  end
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[11], from, upto)
+  local sign = (upto == '+inf') and 1 or -1
+  for _, id in ipairs(ids) do
+    local c = parse_call(redis.call('HGET', KEYS[12], id))
+    if c and (tool == '' or c.tool == tool) then
+      if sign == 1 then amount = add(amount, c.amount) else amount = sub(amount, c.amount) end
+      if c.live then count = count + sign end
+    end
+  end
+  redis.call('HSET', KEYS[13], field, stamp(cutoff) .. ' ' .. amount .. ' ' .. count)
+  return amount, count
+end
+-- A granted call: kept for the windows, and added to the running totals that count it.
+local function record_call(id, tool, amount, t)
+  redis.call('ZADD', KEYS[11], stamp(t), id)
+  redis.call('HSET', KEYS[12], id, amount .. ' 1 ' .. tool)
+  local all, gone = redis.call('HGETALL', KEYS[13]), forgot()
+  for i = 1, #all, 2 do
+    local w = parse_window(all[i], all[i + 1])
+    if w.cutoff >= gone and t > w.cutoff and (w.tool == '' or w.tool == tool) then
+      redis.call('HSET', KEYS[13], all[i],
+                 all[i + 1]:match('^%S+') .. ' ' .. add(w.amount, amount) .. ' ' .. (w.count + 1))
+    end
+  end
+end
+-- A hold settled: committed for ``actual``, or released (nil), which gives its share of the
+-- tool's cap and of the windows back. A lapsed hold is not settled here: it counts in full.
+local function use(id, hold, actual)
+  local spent = actual or '0'
+  if hold.tool ~= '' then tool_add(hold.tool, sub(spent, hold.amount)) end
+  local c = parse_call(redis.call('HGET', KEYS[12], id))
+  if not c then return end
+  local at, gone = tonumber(redis.call('ZSCORE', KEYS[11], id)), forgot()
+  local change = sub(spent, c.amount)
+  local all = redis.call('HGETALL', KEYS[13])
+  for i = 1, #all, 2 do
+    local w = parse_window(all[i], all[i + 1])
+    if w.cutoff >= gone and at > w.cutoff and (w.tool == '' or w.tool == c.tool) then
+      local count = w.count - ((actual == nil and c.live) and 1 or 0)
+      redis.call('HSET', KEYS[13], all[i],
+                 all[i + 1]:match('^%S+') .. ' ' .. add(w.amount, change) .. ' ' .. count)
+    end
+  end
+  local live = (actual ~= nil and c.live) and '1' or '0'
+  redis.call('HSET', KEYS[12], id, spent .. ' ' .. live .. ' ' .. c.tool)
+end
+-- Calls older than every window are forgotten.
+local function forget_calls(t, horizon)
+  local longest = math.max(tonumber(redis.call('HGET', KEYS[10], 'horizon') or '0'), horizon)
+  redis.call('HSET', KEYS[10], 'horizon', longest)
+  local edge = stamp(t - longest)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', edge)
+  if #ids > 0 then
+    for _, id in ipairs(ids) do redis.call('HDEL', KEYS[12], id) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', edge)
+    redis.call('HSET', KEYS[10], 'forgot', edge)
+  end
+end
+"""
+
 # ARGV 1-4 of every operation: the generation and version of the book the caller last saw
 # ('' and 0 if none), a generation for a new book, key ttl in ms ('0' = none).
 
@@ -283,6 +385,7 @@ else
                table.concat({amount, ARGV[11], stamp(now), ARGV[12], ARGV[13]}, ' '))
     redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[12])), id)
     book.held = add(book.held, amount)
+    if ARGV[13] ~= '' then tool_add(ARGV[13], amount) end
   end
 end
 save(book)
@@ -307,6 +410,7 @@ if open then
   else
     settle(id, hold, 'committed', now)
     book.held = sub(book.held, hold.amount)
+    use(id, hold, actual)
     charge(book, actual, hold.kind, ARGV[7])
     result = {1}
   end
@@ -341,6 +445,7 @@ if open then
   local hold = parse_hold(open)
   settle(ARGV[5], hold, 'released', now)
   book.held = sub(book.held, hold.amount)
+  use(ARGV[5], hold, nil)
   result = 1
 else
   local done = redis.call('HGET', KEYS[7], ARGV[5])
@@ -419,13 +524,100 @@ if ARGV[6] == '1' then
   settle(id, hold, 'charged', now)
 else
   settle(id, hold, 'dropped', now)
+  use(id, hold, nil)
 end
 save(book)
 return reply(book, {1, stamp(now), open, deadline})
 """
 
-RESERVE, COMMIT, RELEASE, TOTALS, REOPEN, HOLDS, SETTLE_STUCK = (
-    LIBRARY + body
+# ARGV 5-: hold_id, amount, avail, spent, at, read_at, kind, lease, tool as for RESERVE; 14
+# probe (1: decide, hold nothing), 15 the tool's cap ('' = none), 16 horizon (seconds), 17 the
+# number of windows W, then 4 per window: seconds, amount, calls ('' = no limit), tool ('' =
+# every tool); then the number of marks M, then 3 per mark: name, kind (s|t), at.
+# -> granted (1, 0, or -1: frozen), rule ('' = fits), room, window index (-1 = none), the
+# figures before the hold, then the names of the marks this hold crossed first.
+_ADMIT_BODY = r"""
+local book = open_book()
+if book == false then return {0} end
+local id, amount, tool, now = ARGV[5], ARGV[6], ARGV[13], clock()
+local probe, horizon, nw = ARGV[14] == '1', tonumber(ARGV[16]), tonumber(ARGV[17])
+if book then observe(book, ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+else book = new_book(ARGV[7], ARGV[8], ARGV[9]) end
+lapse(book, now)
+if horizon > 0 then forget_calls(now, horizon) end
+local last = tonumber(redis.call('HGET', KEYS[10], 'last') or '-inf')
+local t = math.max(now, last)  -- calls stay in time order, whatever TIME did
+local before = figures(book)
+local room = sub(book.avail, add(add(book.held, book.unref), book.ext))
+if cmp(room, '0') < 0 then room = '0' end
+local function answer(granted, rule, left, index, fired)
+  save(book)
+  local out = {granted, rule, left, index}
+  for _, x in ipairs(before) do table.insert(out, x) end
+  for _, x in ipairs(fired or {}) do table.insert(out, x) end
+  return reply(book, out)
+end
+local open, done = redis.call('HGET', KEYS[2], id), redis.call('HGET', KEYS[7], id)
+if not probe and (open or done) then
+  local first = open and parse_hold(open) or parse_settled(done)
+  if first.amount ~= amount then return answer(0, 'hold_exists', '0', -1) end
+  if open then before[2] = sub(before[2], amount) end
+  return answer(1, '', room, -1)
+end
+if redis.call('EXISTS', KEYS[9]) == 1 then return answer(-1, '', '0', -1) end
+if cmp(amount, room) > 0 then return answer(0, 'session_limit', room, -1) end
+if ARGV[15] ~= '' and tool ~= '' then
+  local left = sub(ARGV[15], redis.call('HGET', KEYS[10], 't:' .. tool) or '0')
+  if cmp(amount, left) > 0 then
+    if cmp(left, '0') < 0 then left = '0' end
+    return answer(0, 'tool_cap', left, -1)
+  end
+end
+for i = 0, nw - 1 do
+  local at = 18 + i * 4
+  local spent, count = window(ARGV[at], ARGV[at + 3], t)
+  if ARGV[at + 1] ~= '' then
+    local left = sub(ARGV[at + 1], spent)
+    if cmp(amount, left) > 0 then
+      if cmp(left, '0') < 0 then left = '0' end
+      return answer(0, 'window_amount', left, i)
+    end
+  end
+  if ARGV[at + 2] ~= '' and count >= tonumber(ARGV[at + 2]) then
+    return answer(0, 'window_count', '0', i)
+  end
+end
+if probe then return answer(0, '', room, -1) end
+redis.call('HSET', KEYS[2], id, table.concat({amount, ARGV[11], stamp(now), ARGV[12], tool}, ' '))
+redis.call('ZADD', KEYS[3], stamp(now + tonumber(ARGV[12])), id)
+book.held = add(book.held, amount)
+if tool ~= '' then tool_add(tool, amount) end
+if horizon > 0 then
+  redis.call('HSET', KEYS[10], 'last', stamp(t))
+  record_call(id, tool, amount, t)
+end
+local fired, m = {}, 18 + nw * 4
+local left = sub(book.avail, add(add(book.held, book.unref), book.ext))
+for i = 0, tonumber(ARGV[m]) - 1 do
+  local name, kind, mark = ARGV[m + 1 + i * 3], ARGV[m + 2 + i * 3], ARGV[m + 3 + i * 3]
+  if redis.call('HEXISTS', KEYS[10], 'f:' .. name) == 0 then
+    local crossed
+    if kind == 's' then
+      crossed = cmp(left, mark) <= 0
+    else
+      crossed = cmp(redis.call('HGET', KEYS[10], 't:' .. tool) or '0', mark) >= 0
+    end
+    if crossed then
+      redis.call('HSET', KEYS[10], 'f:' .. name, '1')
+      table.insert(fired, name)
+    end
+  end
+end
+return answer(1, '', room, -1, fired)
+"""
+
+RESERVE, COMMIT, RELEASE, TOTALS, REOPEN, HOLDS, SETTLE_STUCK, ADMIT = (
+    LIBRARY + POLICY_LIBRARY + body
     for body in (
         _RESERVE_BODY,
         _COMMIT_BODY,
@@ -434,5 +626,6 @@ RESERVE, COMMIT, RELEASE, TOTALS, REOPEN, HOLDS, SETTLE_STUCK = (
         _REOPEN_BODY,
         _HOLDS_BODY,
         _SETTLE_STUCK_BODY,
+        _ADMIT_BODY,
     )
 )

@@ -34,13 +34,14 @@ Policies can also be read from TOML (:meth:`Policies.from_toml`); errors name th
 
 from __future__ import annotations
 
+import decimal
 import importlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from os import PathLike
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn
@@ -414,13 +415,13 @@ class Policies:
             for fraction in self.thresholds:
                 if max_spend is not None and max_spend > 0:
                     name = f"session_limit:{fraction}"
-                    left = CONTEXT.subtract(max_spend, _part(max_spend, fraction))
+                    left = CONTEXT.subtract(max_spend, _part(max_spend, fraction, ROUND_CEILING))
                     marks.append(Mark(name, "session", left))
                     limit = Money(max_spend, self.currency)
                     events[name] = ThresholdEvent("session_limit", fraction, limit)
                 if cap is not None and cap.amount > 0 and tool is not None:
                     name = f"tool_cap:{tool}:{fraction}"
-                    marks.append(Mark(name, "tool", _part(cap.amount, fraction)))
+                    marks.append(Mark(name, "tool", _part(cap.amount, fraction, ROUND_CEILING)))
                     events[name] = ThresholdEvent("tool_cap", fraction, cap, tool)
         limits = Limits(
             tool, None if cap is None else cap.amount, windows, tuple(marks), self._horizon
@@ -442,9 +443,14 @@ class _Resolved:
     events: Mapping[str, ThresholdEvent]
 
 
-def _part(amount: Decimal, fraction: Decimal) -> Decimal:
-    # The exact product: both have at most 18 + a few places, well inside the context.
-    return CONTEXT.multiply(amount, fraction)
+_WIDE = decimal.Context(prec=80)
+_UNIT = Decimal("1e-18")
+
+
+def _part(amount: Decimal, fraction: Decimal, rounding: str) -> Decimal:
+    # A threshold needs no more than the finest amount (18 places) a ledger stores; rounded
+    # so that it fires at the fraction or just after, never before.
+    return _WIDE.multiply(amount, fraction).quantize(_UNIT, rounding=rounding, context=_WIDE)
 
 
 def _table(key: str, value: object, allowed: set[str] | None) -> Mapping[str, Any]:

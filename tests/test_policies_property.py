@@ -11,9 +11,11 @@ windows much longer than one example, so every call of an example is inside ever
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis_server import redis_server_fixture, redis_url_fixture  # noqa: F401
@@ -21,6 +23,7 @@ from support import ARN, SID, Clock, ScriptedClient, Session
 
 from spendguard import BudgetExceededError, InMemoryLedger, Ledger, Money, SpendGuard
 from spendguard.policies import Policies, ThresholdEvent, ToolPolicy, Window
+from spendguard.redis_ledger import RedisLedger
 
 D = Decimal
 TOOLS = (None, "a", "b")
@@ -230,6 +233,14 @@ _SETTINGS = settings(
 @given(plans(), OPS)
 def test_in_memory_ledger_never_exceeds_a_policy(plan: Plan, ops: list[Op]) -> None:
     play(plan, ops, InMemoryLedger(), clock_moves=True)
+
+
+@pytest.mark.redis
+@_SETTINGS
+@given(plan=plans(), ops=OPS)
+def test_redis_ledger_never_exceeds_a_policy(redis_url: str, plan: Plan, ops: list[Op]) -> None:
+    ledger = RedisLedger.from_url(redis_url, prefix=f"prop-{uuid.uuid4().hex}")
+    play(plan, ops, ledger, clock_moves=False)
 
 
 def test_the_model_agrees_on_a_known_case() -> None:
