@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from spendguard._checks import check_seconds
 from spendguard._errors import InvalidArgumentError, SpendGuardError
+from spendguard._ledger import OperatorLedger
 from spendguard._money import Amount, Money
 from spendguard.pricing import Blocked, _blocked
 
@@ -63,13 +64,21 @@ _KEEP_USED = 10_000
 _log = logging.getLogger("spendguard")
 
 
-class ApprovalAnswer(TypedDict):
-    """A person's answer to one :class:`ApprovalRequest`, as it travels through a framework
-    (e.g. ``Command(resume=answer)``). Make it with :meth:`ApprovalRequest.approve` or
-    :meth:`ApprovalRequest.reject`."""
-
+class _Answer(TypedDict):
     request_id: str
     approved: bool
+
+
+class ApprovalAnswer(_Answer, total=False):
+    """A person's answer to one :class:`ApprovalRequest`, as it travels through a framework
+    (e.g. ``Command(resume=answer)``). Make it with :func:`answer`,
+    :meth:`ApprovalRequest.approve` or :meth:`ApprovalRequest.reject`.
+
+    ``hold_id`` (copied from the payload by :func:`answer`) names the hold the asking process
+    took: a run resumed in another process releases it through a shared ledger.
+    """
+
+    hold_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +132,11 @@ def answer(payload: Mapping[str, object], approved: bool) -> ApprovalAnswer:
             "answer needs an approval payload with a request_id and approved=True or False",
             argument="payload",
         )
-    return {"request_id": request_id, "approved": approved}
+    made: ApprovalAnswer = {"request_id": request_id, "approved": approved}
+    hold_id = payload.get("hold_id")
+    if isinstance(hold_id, str):
+        made["hold_id"] = hold_id
+    return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,10 @@ class PendingApproval:
     request: ApprovalRequest
     hold: Hold
     deadline: float
+
+    def payload(self) -> dict[str, object]:
+        """The request's payload and the id of the hold taken for it."""
+        return {**self.request.payload(), "hold_id": self.hold.id}
 
 
 #: Decides an :class:`ApprovalRequest`: returns (or resolves to) exactly ``True`` to approve.
@@ -383,6 +400,7 @@ class Approvals:
         if verdict is None:
             return None
         self.unpin(key)
+        _retire_elsewhere(pending, reply)
         if verdict and self._timer() <= pending.deadline:
             return pending.hold
         pending.hold.release()
@@ -625,6 +643,28 @@ def _close(awaitable: object) -> None:
     close = getattr(awaitable, "close", None)
     if callable(close):
         close()
+
+
+def _retire_elsewhere(pending: PendingApproval, reply: object) -> None:
+    """A run resumed away from the process that asked: that process's hold, found open in a
+    shared ledger with this request's tool and amount, is released (this call holds its own)."""
+    other = reply.get("hold_id") if isinstance(reply, Mapping) else None
+    if not isinstance(other, str) or other == pending.hold.id:
+        return
+    guard = pending.hold._guard
+    ledger = guard._ledger
+    if not isinstance(ledger, OperatorLedger):
+        return
+    try:
+        for info in ledger.holds(guard._key, guard._timer()):
+            if (info.hold_id, info.tool, info.amount) == (
+                other,
+                pending.request.tool,
+                pending.request.amount.amount,
+            ):
+                ledger.settle_stuck(guard._key, other, False, guard._timer())
+    except SpendGuardError:
+        _log.warning("could not release hold %s of the asking process", other, exc_info=True)
 
 
 def _release_quietly(hold: Hold) -> None:

@@ -68,7 +68,7 @@ def _ask(
 ) -> Hold | Blocked:
     while True:
         try:
-            reply = _interrupt(request, pending.request.payload())
+            reply = _interrupt(request, pending.payload())
         except GraphBubbleUp:
             raise  # the run pauses; the hold stays pinned for the resume
         except BaseException:

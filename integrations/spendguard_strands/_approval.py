@@ -41,7 +41,7 @@ async def approve(
     if pending is None or isinstance(pending, Blocked):
         return pending
     try:
-        reply = event.interrupt(INTERRUPT_NAME, reason=pending.request.payload())
+        reply = event.interrupt(INTERRUPT_NAME, reason=pending.payload())
     except InterruptException:
         raise  # the agent stops; the hold stays pinned for the resume
     except BaseException:

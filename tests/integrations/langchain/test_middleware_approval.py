@@ -4,6 +4,7 @@ money is held while the run is paused, the answer resumes it with ``Command(resu
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +13,16 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from redis_server import (  # noqa: F401 - fixtures
+    redis_binary,
+    redis_server_fixture,
+    redis_url_fixture,
+)
 
 from spendguard import Money, SpendGuard
 from spendguard.approval import Approvals, answer
 from spendguard.pricing import Blocked, from_argument
+from spendguard.redis_ledger import RedisLedger
 from spendguard_langchain import SpendLimitMiddleware
 from tests.integrations.langchain.conftest import Shop, ToolCallingModel, tool_calls
 
@@ -227,9 +234,43 @@ def test_a_resume_in_another_process_holds_again_and_takes_the_answer(
     assert first.held() == Decimal("6")
 
 
-def shop_of(session: Any) -> Shop:
+@pytest.mark.redis
+def test_a_resume_in_another_process_releases_the_first_hold_in_a_shared_ledger(
+    new_payment_session: Any, redis_url: str
+) -> None:
+    session = new_payment_session("20")  # room for the second process's own hold
+    prefix = f"t-{uuid.uuid4().hex}"
+    one, other = (shop_of(session, RedisLedger.from_url(redis_url, prefix=prefix)) for _ in "12")
+    first = Run(one, buy("ACME", "6"), AIMessage("done"))
+    value = asked(first.start())
+    assert other.guard.snapshot().held.amount == Decimal("6")  # seen from the other process
+
+    second = Run(other, AIMessage("done"))
+    second.agent = create_agent(
+        ToolCallingModel(responses=[AIMessage("done")]),
+        tools=[other.buy_report()],
+        middleware=[SpendLimitMiddleware(other.guard, PRICES, approvals=Approvals(above="5"))],
+        checkpointer=first.agent.checkpointer,
+    )
+    done = second.resume(answer(value, approved=True))
+
+    assert tool_messages(done["messages"])[0].status == "success"
+    assert other.bought == ["ACME"]
+    # The asking process's hold was found in the shared ledger and released: nothing is
+    # held, and the 6 is counted once, as the payment.
+    snap = one.guard.snapshot()
+    assert snap.held == Money.zero()
+    assert snap.external == Money.zero()
+    other.assert_books_balance("14")
+
+
+def shop_of(session: Any, ledger: Any = None) -> Shop:
     """A shop with its own guard (as in its own process) on ``session``."""
     guard = SpendGuard(
-        session.arn, session.session_id, user_id=session.user_id, client=session.client
+        session.arn,
+        session.session_id,
+        user_id=session.user_id,
+        client=session.client,
+        ledger=ledger,
     )
     return Shop(guard, lambda amount: session.pay(amount, token=False), session.available)
