@@ -7,12 +7,19 @@ Run: ``uv run python benchmarks/bench_guard.py``
   check-and-hold can do;
 * decorator overhead on a no-op function;
 * GetPaymentSession calls for 10,000 checks inside one freshness window (target 1), and for 64
-  threads missing a cold cache together (target 1), against the local emulator over HTTP.
+  threads missing a cold cache together (target 1), against the local emulator over HTTP;
+* the cost of decision records on ``reserve -> commit``, measured in the same run, rounds
+  interleaved: no sinks (``sinks=[]``, what the guard did before records existed), the default
+  logging sink with its logger at WARNING (target: within 10 % of no sinks), the OpenTelemetry
+  sink with no SDK configured, the JSONL audit sink (two chained lines per cycle, flushed), and
+  the OpenTelemetry sink with the SDK's in-memory exporter and reader.
 """
 
 from __future__ import annotations
 
+import logging
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +27,9 @@ from decimal import Decimal
 from typing import Any
 
 from spendguard import Money, SpendGuard
+from spendguard.audit import JsonlSink
 from spendguard.emulator import PaymentsEmulator
+from spendguard.events import DecisionSink
 
 ROUNDS = 7
 LOOPS = 20_000
@@ -116,6 +125,80 @@ def hot_path(emulator: PaymentsEmulator) -> None:
     print(f"decorated no-op call             {deco:9.0f} ns   (+{extra:.0f} ns over a bare call)")
 
 
+def interleaved_ns(fns: dict[str, Callable[[], object]], loops: int = LOOPS) -> dict[str, float]:
+    """Median per-call time of each function, rounds interleaved so that machine noise hits
+    every variant alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(ROUNDS):
+        for name, fn in fns.items():
+            start = time.perf_counter_ns()
+            for _ in range(loops):
+                fn()
+            samples[name].append((time.perf_counter_ns() - start) / loops)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _otel_sdk_sink() -> DecisionSink | None:
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: PLC0415
+            InMemorySpanExporter,
+        )
+
+        from spendguard.otel import OTelSink  # noqa: PLC0415
+    except ImportError:
+        return None
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return OTelSink(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def record_cost(emulator: PaymentsEmulator) -> None:
+    session = emulator.create_session(budget="100000000", user_id="bench")
+    logging.getLogger("spendguard.decisions").setLevel(logging.WARNING)
+
+    def make(sinks: list[DecisionSink] | None) -> SpendGuard:
+        guard = SpendGuard(
+            session.payment_manager_arn,
+            session.payment_session_id,
+            user_id="bench",
+            client=emulator.client(),
+            settlement="external",
+            sinks=sinks,
+        )
+        guard.check("0.005")
+        return guard
+
+    price = Money.of("0.005")
+    with tempfile.TemporaryDirectory() as folder:
+        jsonl = JsonlSink(f"{folder}/audit.jsonl")
+        guards = {"no sinks": make([]), "default (logging at WARNING)": make(None)}
+        try:
+            from spendguard.otel import OTelSink  # noqa: PLC0415
+
+            guards["OTel sink, no SDK"] = make([OTelSink()])
+        except ImportError:
+            pass
+        guards["JSONL audit sink"] = make([jsonl])
+        sdk = _otel_sdk_sink()
+        if sdk is not None:
+            guards["OTel sink, SDK in memory"] = make([sdk])
+        cycles = {
+            name: (lambda guard=guard: guard.reserve(price).commit())
+            for name, guard in guards.items()
+        }
+        figures = interleaved_ns(cycles, loops=5_000)
+        jsonl.close()
+    base = figures["no sinks"]
+    print("reserve -> commit with decision records (same run, interleaved rounds):")
+    for name, value in figures.items():
+        print(f"  {name:<30} {value:9.0f} ns   {(value / base - 1) * 100:+6.1f} %")
+
+
 def window_calls(emulator: PaymentsEmulator) -> None:
     session = emulator.create_session(budget="100", user_id="bench")
     counter = CountingClient(emulator.client())
@@ -171,6 +254,7 @@ def main() -> None:
         window_calls(emulator)
         stampede(emulator)
         fetch_latency(emulator)
+        record_cost(emulator)
 
 
 if __name__ == "__main__":

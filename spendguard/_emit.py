@@ -114,7 +114,7 @@ def _text(amount: Decimal | None) -> str | None:
 class Recorder:
     """Builds one guard's records, each only if a sink takes it."""
 
-    __slots__ = ("_clock", "_currency", "_emitter", "_session_id")
+    __slots__ = ("_clock", "_currency", "_emitter", "_session_id", "timing", "wants")
 
     def __init__(
         self, emitter: Emitter, session_id: str, currency: str, clock: Callable[[], float]
@@ -123,15 +123,10 @@ class Recorder:
         self._session_id = session_id
         self._currency = currency
         self._clock = clock
-
-    @property
-    def timing(self) -> bool:
-        """Whether a sink would use latencies."""
-        return self._emitter.timing
-
-    def wants(self, event: str) -> bool:
-        """Whether a sink takes ``event``."""
-        return self._emitter.wants(event)
+        #: Whether a sink would use latencies.
+        self.timing = emitter.timing
+        #: Whether a sink takes an event (the emitter's own check, bound once).
+        self.wants = emitter.wants
 
     def _base(self, now: float, tool: str | None, hold_id: str | None = None) -> dict[str, Any]:
         return {

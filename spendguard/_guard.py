@@ -344,8 +344,11 @@ class SpendGuard:
             operation = "totals" if hold is None else "reserve"
             self._ledger_failed(now, operation, exc, tool, money.amount)
             raise
-        seconds = None if started is None else perf_counter() - started
-        self._record(now, tool, money, snap, hold, verdict, seconds)
+        # Records nobody takes are not built: one cheap check on the hot path.
+        event = "blocked" if verdict[0] is not None else "allowed" if hold is None else "held"
+        if self._rec.wants(event):
+            seconds = None if started is None else perf_counter() - started
+            self._record(now, tool, money, snap, hold, verdict, seconds)
         return verdict
 
     def _record(
@@ -628,7 +631,12 @@ class SpendGuard:
         if settlement is not None:
             check_settlement(settlement)
         try:
-            return self._hold(self._read(money, tool), money, settlement, release_on, tool, lease)
+            try:
+                snap = self._session()
+            except SessionError as exc:
+                self._rec.blocked(self._timer(), tool, exc, money.amount)
+                raise
+            return self._hold(snap, money, settlement, release_on, tool, lease)
         except _REFUSALS as error:
             return self._shadow(error, money, settlement, release_on, tool)
 
@@ -714,11 +722,13 @@ class SpendGuard:
         except LedgerUnavailableError as exc:
             self._rec.ledger_failure(now, "release" if charge is None else "commit", exc, hold.tool)
             raise
-        seconds = None if started is None else perf_counter() - started
         # A hold not found lapsed (its lease ran out): the ledger counts it spent in full, and
         # the "lapsed" record says so (the logging sink at WARNING).
-        amount = None if charge is None else charge.amount
-        self._rec.settled(now, hold, amount, found, seconds)
+        event = "lapsed" if not found else "released" if charge is None else "committed"
+        if self._rec.wants(event):
+            seconds = None if started is None else perf_counter() - started
+            amount = None if charge is None else charge.amount
+            self._rec.settled(now, hold, amount, found, seconds)
 
     # -- reporting -----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ Exit codes: 0 success; 1 other failure; 2 usage error; 3 credentials, profile or
 4 session (or hold) not found; 5 session expired; 6 the service (or the shared ledger) could
 not be reached or is throttling.
 No command shows a traceback: every failure is one line on stderr (or JSON with ``--json``).
+``audit verify`` exits 1 when the chain is broken (an edited, deleted or moved line).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from spendguard import (
     SpendGuard,
     _cli_ops,
 )
+from spendguard._cli_audit import add_commands as add_audit_commands
+from spendguard._cli_audit import run_report, run_verify
 
 if TYPE_CHECKING:
     from spendguard.emulator import PaymentsEmulator
@@ -111,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--budget", default="1.00", type=_budget, help="session budget in USD (default 1.00)"
     )
+    demo.add_argument("--audit", metavar="FILE", help="also write the audit trail (JSONL) here")
+    add_audit_commands(commands)
     return parser
 
 
@@ -153,9 +158,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cli_ops.run(args, sys.stdout)
     if args.command == "session":
         return _show_session(args, sys.stdout)
+    if args.command == "audit":
+        return run_verify(args, sys.stdout)
+    if args.command == "report":
+        return run_report(args, sys.stdout)
     from spendguard.demo import main as demo_main  # noqa: PLC0415 - loaded only when asked
 
-    return demo_main(["--budget", args.budget])
+    return demo_main(["--budget", args.budget, *(["--audit", args.audit] if args.audit else [])])
 
 
 class _Terminated(Exception):

@@ -9,6 +9,8 @@ the guard's view of the budget is compared with the server's. Offline, core only
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import threading
 import uuid
@@ -19,7 +21,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
 from spendguard import Hold, InvalidAmountError, Money, SpendGuard
+from spendguard.audit import JsonlSink
 from spendguard.emulator import EmulatorSession, PaymentsEmulator, x402_payment_input
+from spendguard.events import DecisionSink, LoggingSink
 from spendguard.pricing import Blocked, Pricing, admit, from_argument
 
 if TYPE_CHECKING:
@@ -113,18 +117,26 @@ class _Agent:
             print(line, file=self.out, flush=True)
 
 
-def run_demo(out: TextIO = sys.stdout, *, budget: str = "1.00") -> DemoReport:
+def run_demo(
+    out: TextIO = sys.stdout, *, budget: str = "1.00", audit: str | os.PathLike[str] | None = None
+) -> DemoReport:
     """Run the scripted agent against a fresh in-process emulator.
 
     Args:
         out: Where to print the play-by-play.
         budget: The session's budget in USD.
+        audit: A file to append the guard's decision records to (hash-chained JSON lines,
+            see :mod:`spendguard.audit`), for ``spendguard report``.
 
     Returns:
         The report, including the server's and the guard's final available amounts.
     """
     report = DemoReport()
-    with PaymentsEmulator() as emulator:
+    sinks: list[DecisionSink] = [LoggingSink()]
+    trail = None if audit is None else JsonlSink(audit)
+    if trail is not None:
+        sinks.append(trail)
+    with PaymentsEmulator() as emulator, trail or contextlib.nullcontext():
         session = emulator.create_session(budget, user_id="demo-user", expiry_minutes=60)
         client = emulator.client()
         guard = SpendGuard(
@@ -133,6 +145,7 @@ def run_demo(out: TextIO = sys.stdout, *, budget: str = "1.00") -> DemoReport:
             user_id=session.user_id,
             client=client,
             settlement="session",
+            sinks=sinks,
         )
         print(f"spendguard demo: an agent with a {budget} USD budget", file=out)
         print(f"session {session.payment_session_id} on {emulator.endpoint_url}\n", file=out)
@@ -201,13 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``spendguard demo``; 0 when the guard and the server agree."""
     parser = argparse.ArgumentParser(prog="spendguard demo")
     parser.add_argument("--budget", default="1.00")
+    parser.add_argument("--audit", help="append the decision records (JSONL) to this file")
     args = parser.parse_args(argv)
     try:
         Money.of(args.budget)
     except InvalidAmountError as exc:
         print(f"spendguard demo: --budget {exc}", file=sys.stderr)
         return 2
-    report = run_demo(sys.stdout, budget=args.budget)
+    report = run_demo(sys.stdout, budget=args.budget, audit=args.audit)
+    if args.audit:
+        print(f"Audit trail: {args.audit} (see: spendguard report {args.audit})")
     return 0 if report.agreed else 1
 
 

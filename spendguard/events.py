@@ -32,6 +32,7 @@ sink would drop (the :class:`LoggingSink` does, so a logger at WARNING costs alm
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -82,10 +83,16 @@ class DecisionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``event`` first, then every field."""
+        names = _NAMES.get(type(self))
+        if names is None:
+            names = _NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
         out: dict[str, Any] = {"event": self.event}
-        for item in dataclasses.fields(self):
-            out[item.name] = getattr(self, item.name)
+        for name in names:
+            out[name] = getattr(self, name)
         return out
+
+
+_NAMES: dict[type[DecisionRecord], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,11 +349,11 @@ class LoggingSink:
         self, logger: logging.Logger | None = None, levels: Mapping[str, int] | None = None
     ) -> None:
         self.logger = logger or logging.getLogger("spendguard.decisions")
-        self._levels = {**_LEVELS, **(levels or {})}
+        self._levels = collections.defaultdict(lambda: logging.INFO, {**_LEVELS, **(levels or {})})
 
     def enabled_for(self, event: str) -> bool:
         """Whether the logger would keep a record of ``event`` (checked before building it)."""
-        return self.logger.isEnabledFor(self._levels.get(event, logging.INFO))
+        return self.logger.isEnabledFor(self._levels[event])
 
     def emit(self, record: DecisionRecord) -> None:
         """Log ``record`` with its fields as ``extra``."""
