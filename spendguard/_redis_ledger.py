@@ -306,11 +306,11 @@ class RedisLedger:
         client: redis.Redis | redis.RedisCluster
         if cluster:
             try:  # finds the cluster's nodes at once
-                client = redis.RedisCluster.from_url(url, **_cluster_retries(), **options)
+                client = redis.RedisCluster.from_url(url, **{**_cluster_retries(), **options})
             except _FAILURES as exc:
                 raise _unavailable(exc) from exc
         else:
-            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+            client = redis.Redis.from_url(url, **{"retry": Retry(NoBackoff(), 0), **options})
         return cls(client, prefix=prefix, key_ttl=key_ttl)
 
     def keys(self, key: str) -> list[str]:

@@ -24,8 +24,8 @@ __all__ = [
 # deadline in Redis TIME seconds), 4 pending (list of "units evidence_time", commit order),
 # 5 LOST marker (set of the generations found lost; while it exists the session is closed),
 # 6 retired (set of the generations an operator retired with reopen), 7 settled (hash id ->
-# "outcome units s|e": how a hold was settled and what it held, so a retried operation answers
-# as the first did), 8 forget (zset id -> Redis TIME after which the settled record goes),
+# "outcome units s|e tool": how a hold was settled and what it held, so a retried operation
+# answers as the first did), 8 forget (zset id -> Redis TIME after which the settled record goes),
 # 9 frozen (exists while an operator froze the session), and the policies' keys (see
 # POLICY_LIBRARY): 10 policy, 11 calls, 12 calldata, 13 windows.
 # Amounts are signed decimal strings of integer units; "0" is never written "-0".
@@ -210,14 +210,14 @@ local function parse_hold(v)
   return {amount = amount, kind = kind, created = created, lease = lease, tool = tool}
 end
 local function parse_settled(v)
-  local outcome, amount, kind = string.match(v, '^(%S+) (%S+) (%S+)$')
-  return {outcome = outcome, amount = amount, kind = kind}
+  local outcome, amount, kind, tool = string.match(v, '^(%S+) (%S+) (%S)%s?(.*)$')
+  return {outcome = outcome, amount = amount, kind = kind, tool = tool}
 end
 -- Closes an open hold (the caller moves its amount) and remembers how it was settled.
 local function settle(id, hold, outcome, t)
   redis.call('HDEL', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
-  redis.call('HSET', KEYS[7], id, outcome .. ' ' .. hold.amount .. ' ' .. hold.kind)
+  redis.call('HSET', KEYS[7], id, table.concat({outcome, hold.amount, hold.kind, hold.tool}, ' '))
   redis.call('ZADD', KEYS[8], stamp(t + math.max(tonumber(hold.lease), MEMORY)), id)
 end
 local function forget(t)
@@ -423,7 +423,10 @@ else
     if cmp(actual, first.amount) > 0 then
       result = {-1, first.amount}
     else
-      redis.call('HSET', KEYS[7], id, 'committed ' .. first.amount .. ' ' .. first.kind)
+      redis.call('HSET', KEYS[7], id,
+                 table.concat({'committed', first.amount, first.kind, first.tool}, ' '))
+      -- Its share of the tool's cap was given back when dropped: take ``actual`` again.
+      if first.tool ~= '' then tool_add(first.tool, actual) end
       charge(book, actual, first.kind, ARGV[7])
       result = {1}
     end

@@ -2,7 +2,8 @@
 
 Every node gets a free client port and a free cluster bus port (``--cluster-port``, so the
 bus is never port + 10000 past 65535), ``--cluster-node-timeout 1000`` and AOF fsynced on
-every write. ``redis-cli --cluster create`` joins them; :meth:`LocalCluster.wait_ok` polls
+every write, and ``--cluster-require-full-coverage no`` (a master down does not stop the
+others). ``redis-cli --cluster create`` joins them; :meth:`LocalCluster.wait_ok` polls
 ``CLUSTER INFO`` on every node until each says ``cluster_state:ok`` and knows every master,
 within a bounded deadline.
 """
@@ -36,16 +37,19 @@ class LocalCluster:
 
     Args:
         masters: How many masters.
+        fsync: Each node's ``appendfsync`` (``"always"``: a killed node loses nothing).
     """
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, *, fsync: str = "always") -> None:
         self.cli = redis_cli_binary()
         binary = redis_binary()
         self.nodes: list[RedisServer] = []
         for _ in range(masters):
             options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
+            # A master down leaves the others serving their slots.
+            options += ["--cluster-require-full-coverage", "no"]
             options += ["--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf"]
-            self.nodes.append(RedisServer(binary, appendonly=True, extra=options))
+            self.nodes.append(RedisServer(binary, appendonly=True, fsync=fsync, extra=options))
 
     @property
     def url(self) -> str:

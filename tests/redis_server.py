@@ -54,7 +54,9 @@ class RedisServer:
     Args:
         binary: The ``redis-server`` path.
         port: The port (default: a free one).
-        appendonly: Keep an AOF fsynced on every write, so a restart brings the data back.
+        appendonly: Keep an AOF, so a restart brings the data back.
+        fsync: The AOF's ``appendfsync``: ``"always"`` (on every write: a kill loses nothing)
+            or ``"everysec"``.
         extra: More ``redis-server`` arguments (e.g. cluster options).
     """
 
@@ -64,11 +66,13 @@ class RedisServer:
         port: int | None = None,
         *,
         appendonly: bool = False,
+        fsync: str = "always",
         extra: Sequence[str] = (),
     ) -> None:
         self.binary = binary
         self.port = port if port is not None else free_port()
         self.appendonly = appendonly
+        self.fsync = fsync
         self.extra = list(extra)
         self._dir = tempfile.TemporaryDirectory(prefix="spendguard-redis-")
         self._proc: subprocess.Popen[str] | None = None
@@ -83,7 +87,7 @@ class RedisServer:
         """Start the server and wait until it says it accepts connections."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--dir", self._dir.name]
-        fsync = ["--appendfsync", "always"] if self.appendonly else []
+        fsync = ["--appendfsync", self.fsync] if self.appendonly else []
         args += ["--appendonly", "yes" if self.appendonly else "no", *fsync, *self.extra]
         proc = self._proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

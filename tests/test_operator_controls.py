@@ -15,8 +15,10 @@ from redis_server import free_port, redis_server_fixture, redis_url_fixture  # n
 from support import ARN, SID, Clock, ScriptedClient, Session
 
 from spendguard import BudgetExceededError, InMemoryLedger, SpendGuard, SpendGuardError
+from spendguard._ledger import Limits
 from spendguard.cli import main
 from spendguard.controls import HoldInfo, SessionControls, SessionFrozenError
+from spendguard.gate import ToolGate
 from spendguard.ledger import Ledger, OperatorLedger, ServerView
 from spendguard.redis_ledger import RedisLedger
 
@@ -84,6 +86,19 @@ def test_a_stuck_hold_dropped_frees_its_money_and_a_late_commit_still_charges(
     assert held(ledger) == (0, D(4), D(6))
     assert ledger.commit(KEY, "a", D(4), T, NOW)  # a retry changes nothing
     assert held(ledger) == (0, D(4), D(6))
+
+
+def test_a_dropped_hold_committed_late_counts_against_its_tools_cap(
+    ledger: OperatorLedger,
+) -> None:
+    limits = Limits("search", D(5), (), (), 0.0)
+    admit = ledger.admit  # type: ignore[attr-defined]  # both built-in ledgers check policies
+    assert admit(KEY, "a", D(4), VIEW, "external", 600, NOW, limits).granted
+    assert ledger.settle_stuck(KEY, "a", False, NOW) is not None  # gives the cap back
+    assert admit(KEY, "b", D(4), VIEW, "external", 600, NOW, limits).granted
+    assert ledger.commit(KEY, "a", D(3), T, NOW)  # the dropped call spent after all
+    refused = admit(KEY, "c", D(1), VIEW, "external", 600, NOW, limits)
+    assert (refused.granted, refused.rule) == (False, "tool_cap")
 
 
 def test_a_stuck_hold_charged_counts_in_full_like_a_lapse(ledger: OperatorLedger) -> None:
@@ -162,6 +177,20 @@ def test_every_guard_of_a_frozen_session_blocks_without_ids_for_the_model(
     assert second.reserve("0.50").state == "held"
     with pytest.raises(BudgetExceededError):
         second.reserve("9.00")
+
+
+def test_a_tool_gate_blocks_a_frozen_sessions_calls_with_the_model_message(
+    ledger: OperatorLedger,
+) -> None:
+    gate = ToolGate(scripted_guard(ledger), {"search": "0.10"})
+    assert gate.admit("call-1", "search", {}) is None
+    gate.settle("call-1", ran=True)
+    SessionControls(ledger, ARN, SID).freeze()
+    blocked = gate.admit("call-2", "search", {})
+    assert blocked is not None
+    assert blocked.error.rule == "session_frozen"
+    assert blocked.message == SessionFrozenError("x").model_message
+    assert SID not in blocked.message
 
 
 def test_controls_list_what_guards_hold_and_settle_it(ledger: OperatorLedger) -> None:
