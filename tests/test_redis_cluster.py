@@ -93,7 +93,7 @@ def test_sessions_spread_over_the_masters_with_each_sessions_keys_in_one_slot(
 # The rules docs/redis.md gives: the scripts' commands on the prefix's keys, and for a cluster
 # client the layout and command table it reads when it connects.
 ACL_RULES = ("~spendguard:*", "+@read", "+@write", "+@scripting", "+time")
-CLUSTER_ACL_RULES = ("+cluster|slots", "+command")
+CLUSTER_ACL_RULES = ("+cluster|slots", "+command", "+info")
 
 
 def _acl_user(port: int, *rules: str) -> None:
