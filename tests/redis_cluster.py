@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 
 import pytest
 import redis
-from redis_server import RedisServer, free_port, redis_binary
+from redis_server import RedisServer, redis_binary
 
 __all__ = ["LocalCluster", "redis_cli_binary"]
 
@@ -36,6 +37,20 @@ def redis_cli_binary() -> str:
     pytest.skip(reason)
 
 
+def _distinct_free_ports(count: int) -> list[int]:
+    """``count`` different free ports: each socket stays bound until all are picked."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 class LocalCluster:
     """Three (or more) Redis Cluster masters on loopback, no replicas.
 
@@ -48,12 +63,14 @@ class LocalCluster:
         self.cli = redis_cli_binary()
         binary = redis_binary()
         self.nodes: list[RedisServer] = []
-        for _ in range(masters):
+        ports = _distinct_free_ports(2 * masters)
+        for port, bus in zip(ports[::2], ports[1::2], strict=True):
             options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
             # A master down leaves the others serving their slots.
             options += ["--cluster-require-full-coverage", "no"]
-            options += ["--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf"]
-            self.nodes.append(RedisServer(binary, appendonly=True, fsync=fsync, extra=options))
+            options += ["--cluster-port", str(bus), "--cluster-config-file", "nodes.conf"]
+            node = RedisServer(binary, port, appendonly=True, fsync=fsync, extra=options)
+            self.nodes.append(node)
 
     @property
     def url(self) -> str:
