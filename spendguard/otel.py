@@ -142,9 +142,10 @@ class OTelSink:
         end = time.time_ns()
         seconds = fields.get("ledger_seconds")
         start = end - int(seconds * 1e9) if isinstance(seconds, float) else end
-        span = self._tracer.start_span(
-            f"spendguard.{record.event}", start_time=start, attributes=_attributes(record, fields)
-        )
+        span = self._tracer.start_span(f"spendguard.{record.event}", start_time=start)
+        if not span.is_recording():  # no SDK, or not sampled: nothing to fill in
+            return
+        span.set_attributes(_attributes(record, fields))
         if record.event in _FAILURES:
             span.set_status(Status(StatusCode.ERROR, str(fields.get("message", ""))))
             span.set_attribute("error.type", str(fields.get("error")))

@@ -281,3 +281,14 @@ def test_records_are_frozen_and_amounts_exact() -> None:
 def test_bad_sinks_are_refused(payment_session: PaymentSessionFixture, sinks: Any) -> None:
     with pytest.raises(ValueError, match="sink"):
         SpendGuard(payment_session.arn, payment_session.session_id, sinks=sinks)
+
+
+def test_a_policy_refusal_is_recorded_with_its_rule(payment_session: PaymentSessionFixture) -> None:
+    from spendguard.policies import Policies, PolicyViolationError  # noqa: PLC0415
+
+    sink = Recording()
+    guard = payment_session.guard(sinks=[sink], policies=Policies(per_call_max="1.00"))
+    with pytest.raises(PolicyViolationError):
+        guard.reserve("2.00", tool="buy")
+    (blocked,) = sink.of("blocked")
+    assert (blocked.rule, blocked.tool, blocked.amount) == ("per_call_max", "buy", "2.00")
