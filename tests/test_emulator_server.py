@@ -304,6 +304,31 @@ def test_stop_lets_a_request_in_flight_finish() -> None:
     assert answers[0]["ResponseMetadata"]["HTTPHeaders"]["connection"] == "close"
 
 
+def test_stop_serves_a_request_begun_on_a_kept_alive_connection() -> None:
+    # The connection was just handed back by the worker that answered it: its next request
+    # is arriving, not idle.
+    emulator = PaymentsEmulator().start()
+    made = emulator.create_session("4.00")
+    request = _get_request(made.payment_session_id)
+    sock = _connect(emulator)
+    stream = sock.makefile("rb")
+    sock.sendall(request)
+    assert _response(stream)[0] == 200
+    sock.sendall(request[:-5])
+    stopper = threading.Thread(target=emulator.stop)
+    stopper.start()
+    assert emulator.wait(BOUND)  # stopping
+    sock.sendall(request[-5:])
+    status, headers, body = _response(stream)
+    assert status == 200
+    assert headers["connection"] == "close"
+    assert json.loads(body)["paymentSession"]["paymentSessionId"] == made.payment_session_id
+    assert stream.read() == b""  # then closed
+    stopper.join(BOUND)
+    assert not stopper.is_alive()
+    sock.close()
+
+
 def test_stop_serves_a_request_that_was_still_arriving() -> None:
     emulator = PaymentsEmulator().start()
     made = emulator.create_session("4.00")

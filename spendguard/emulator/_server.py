@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import selectors
 import socket
@@ -47,6 +48,14 @@ _ACCEPT_BATCH = 64
 _SWEEP_EVERY = 0.5
 _BLANK = (b"\r\n\r\n", b"\n\n", b"\n\r\n")  # the ends of a head
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _bytes_waiting(sock: socket.socket) -> bool:
+    """Whether the client has sent bytes the loop has not read yet (a request arriving)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:  # nothing waiting (BlockingIOError), or the connection is gone
+        return False
 
 
 @dataclass(eq=False, slots=True)
@@ -189,13 +198,19 @@ class EmulatorServer:
             self._next_sweep = now + _SWEEP_EVERY
 
     def _drain(self, poll_interval: float) -> None:
-        """Accept no more; close idle connections; serve the requests already arriving."""
+        """Accept no more; close idle connections; serve the requests already arriving.
+
+        A request begun before the stop is served: connections the kernel has completed are
+        accepted, and a connection is idle only if no byte waits on it.
+        """
+        if self._accepting:
+            self._accept(batch=None)  # the backlog: clients that connected before the stop
         self._set_accepting(False)
-        self._step(0)  # read what has arrived: a request begun before the stop is served
+        self._step(0)  # read what has arrived
         deadline = time.monotonic() + self.grace
         while (left := deadline - time.monotonic()) > 0:
             for conn in list(self._conns):
-                if not conn.busy and not conn.arriving:
+                if not conn.busy and not conn.arriving and not _bytes_waiting(conn.sock):
                     self._close(conn)
             if not self._conns:
                 return
@@ -208,8 +223,9 @@ class EmulatorServer:
             self._selector.unregister(self.socket)
         self._accepting = on
 
-    def _accept(self) -> None:
-        for _ in range(_ACCEPT_BATCH):
+    def _accept(self, batch: int | None = _ACCEPT_BATCH) -> None:
+        # batch None: until the backlog is empty (or the connection limit is reached).
+        for _ in range(batch) if batch is not None else itertools.count():
             if len(self._conns) >= self.max_connections:
                 self._set_accepting(False)
                 return
