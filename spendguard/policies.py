@@ -427,7 +427,7 @@ class Policies:
             tool, None if cap is None else cap.amount, windows, tuple(marks), self._horizon
         )
         if cap is None and not marks and not self._horizon:
-            limits = NO_LIMITS  # nothing the ledger needs to count
+            limits = NO_LIMITS._replace(tool=tool)  # nothing to check but the session
         return _Resolved(limits, events)
 
     def __repr__(self) -> str:
