@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from spendguard import SpendGuard
 from spendguard.emulator import EmulatorSession, Faults, PaymentsEmulator, x402_payment_input
@@ -37,6 +38,12 @@ from spendguard.pytest_plugin import AgentCoreClock
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_agentcore import BedrockAgentCoreClient
     from mypy_boto3_bedrock_agentcore.type_defs import ProcessPaymentResponseTypeDef
+
+# Property tests check behaviour, not speed: on a loaded machine (CI, two cores) hypothesis's
+# per-example deadline and its "generation is slow" health check fail tests whose behaviour
+# is right. Every other health check stays on.
+settings.register_profile("spendguard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("spendguard")
 
 
 @dataclass(frozen=True)
