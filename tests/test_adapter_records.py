@@ -1,26 +1,114 @@
-"""Decision records through every adapter: each framework's calls leave the same trail.
+"""Decision records through every adapter: each framework's tool calls leave the same trail.
 
-Per adapter, a free tool is ``allowed``, a paid one ``held`` then ``committed``, one that says
-it spent nothing ``held`` then ``released``, and one over budget ``blocked``; every record
-names its tool, and the records of one call share a call key.
+One script of tool calls, each in its own agent run, through every adapter: a free tool is
+``allowed``; a paid one ``held`` then ``committed`` (it pays through the session); one over
+budget ``blocked``; one that says it spent nothing ``held`` then ``released``; one that runs
+past its hold's lease ``held`` then ``lapsed``; the next paid call reads the session again,
+which shows the first payment (``session_read``, ``reconciled``); then a failing
+GetPaymentSession (``session_failure``) and a ledger that is down (``ledger_failure``) each
+block a call. Every record names its tool, and the records of one call share a call key.
+
+The AgentCore pre-sign policy prices a payment and commits it at once, and has no free or
+failing tools: through it the same script shows every event but ``allowed``, ``released``
+and ``lapsed``, which it cannot produce.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from conftest import PaymentSessionFixture
-from test_events import Recording
+from support import Clock
+from test_events import ALL_EVENTS, Recording, SwitchableLedger
 
-from spendguard import BudgetExceededError, NothingSpentError, SpendGuard
-from spendguard.emulator import x402_challenge
+from spendguard import NothingSpentError, SpendGuard
+from spendguard.emulator import Faults, x402_challenge
 from spendguard.pricing import Pricing, from_argument
 
-PRICING = Pricing({"buy_report": "0.40", "pay": from_argument("amount"), "flaky": "0.10"})
+PRICING = Pricing(
+    {"buy_report": "0.40", "pay": from_argument("amount"), "flaky": "0.10", "slow": "0.10"}
+)
+RunOne = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Shop:
+    """A guard on a 2.00 USD session whose clock, ledger and service a test can upset."""
+
+    guard: SpendGuard
+    sink: Recording
+    clock: Clock
+    ledger: SwitchableLedger
+    payment: PaymentSessionFixture
+    faults: Faults
+
+    def search(self, query: str) -> str:
+        return "results"
+
+    def buy_report(self, topic: str) -> str:
+        self.payment.pay("0.40")
+        return "report"
+
+    def pay(self, amount: str) -> str:
+        return "paid"
+
+    def flaky(self) -> str:
+        raise NothingSpentError("the API refused before charging")
+
+    def slow(self) -> str:
+        self.clock.advance(61)  # longer than the hold's lease
+        return "late"
+
+    def tools(self) -> dict[str, Callable[..., str]]:
+        return {
+            "search": self.search,
+            "buy_report": self.buy_report,
+            "pay": self.pay,
+            "flaky": self.flaky,
+            "slow": self.slow,
+        }
+
+
+@pytest.fixture
+def shop(
+    new_payment_session: Callable[..., PaymentSessionFixture], agentcore_faults: Faults
+) -> Shop:
+    sink, clock, ledger = Recording(), Clock(), SwitchableLedger()
+    payment = new_payment_session(budget="2.00")
+    guard = payment.guard(sinks=[sink], ledger=ledger, timer=clock.timer, hold_lease=60)
+    return Shop(guard, sink, clock, ledger, payment, agentcore_faults)
+
+
+def play(shop: Shop, run_one: RunOne) -> None:
+    """The script, one tool call per agent run."""
+    run_one("search", {"query": "tea"})
+    run_one("buy_report", {"topic": "tea"})
+    run_one("pay", {"amount": "5.00"})
+    run_one("flaky", {})
+    run_one("slow", {})
+    run_one("buy_report", {"topic": "coffee"})  # a fresh reading shows the first 0.40
+    shop.faults.fail("GetPaymentSession", "AccessDeniedException", times=3)
+    shop.clock.advance(61)
+    run_one("buy_report", {"topic": "cocoa"})
+    shop.faults.clear()
+    shop.ledger.broken = True
+    run_one("buy_report", {"topic": "sugar"})
+
+
+def trail(sink: Recording) -> list[tuple[str, str | None]]:
+    return [
+        (r.event, r.tool)
+        for r in sink.records
+        if r.event not in ("session_read", "reconciled", "session_failure")
+    ]
+
+
 EXPECTED = [
     ("allowed", "search"),
     ("held", "buy_report"),
@@ -28,58 +116,57 @@ EXPECTED = [
     ("blocked", "pay"),
     ("held", "flaky"),
     ("released", "flaky"),
+    ("held", "slow"),
+    ("lapsed", "slow"),
+    ("held", "buy_report"),
+    ("committed", "buy_report"),
+    ("blocked", "buy_report"),  # the session could not be read
+    ("ledger_failure", "buy_report"),
+    ("blocked", "buy_report"),  # the ledger is down
 ]
 
 
-@pytest.fixture
-def recorded(
-    new_payment_session: Callable[..., PaymentSessionFixture],
-) -> tuple[SpendGuard, Recording]:
-    sink = Recording()
-    payment = new_payment_session(budget="1.00")
-    guard = payment.guard(settlement="external", sinks=[sink])
-    return guard, sink
-
-
-def trail(sink: Recording) -> list[tuple[str, str | None]]:
-    return [(r.event, r.tool) for r in sink.records if r.event != "session_read"]
-
-
-def check_trail(sink: Recording) -> None:
+def check(sink: Recording) -> None:
+    assert {r.event for r in sink.records} == ALL_EVENTS
     assert trail(sink) == EXPECTED
-    records = [r for r in sink.records if r.event != "session_read"]
-    assert all(r.call_key for r in records)
-    held, committed = records[1], records[2]
-    assert (held.call_key, held.hold_id) == (committed.call_key, committed.hold_id)
-    assert records[3].rule == "session_limit"  # type: ignore[attr-defined]
-    assert len({r.call_key for r in records}) == 4  # four calls
+    calls = [r for r in sink.records if r.tool is not None]
+    assert all(r.call_key for r in calls)
+    by_hold: dict[str, set[str | None]] = {}
+    for r in calls:
+        if r.hold_id:
+            by_hold.setdefault(r.hold_id, set()).add(r.call_key)
+    assert all(len(keys) == 1 for keys in by_hold.values())  # one call, one key
+    rules = [r.rule for r in sink.of("blocked")]  # type: ignore[attr-defined]
+    assert rules == ["session_limit", "session_unavailable", "ledger_unavailable"]
+    assert reconciled(sink) == Decimal("0.80")  # both payments, as readings showed them
+    assert sink.of("lapsed")[0].amount == "0.10"
 
 
-def test_langchain_callback_handler(recorded: tuple[SpendGuard, Recording]) -> None:
+def reconciled(sink: Recording) -> Decimal:
+    return sum((Decimal(r.amount) for r in sink.of("reconciled")), Decimal(0))
+
+
+def test_langchain_callback_handler(shop: Shop) -> None:
     from langchain_core.tools import StructuredTool  # noqa: PLC0415
 
     from spendguard_langchain import SpendGuardCallbackHandler  # noqa: PLC0415
 
-    guard, sink = recorded
-    handler = SpendGuardCallbackHandler(guard, PRICING)
-    config: Any = {"callbacks": [handler]}
+    handler = SpendGuardCallbackHandler(shop.guard, PRICING)
+    tools = {
+        name: StructuredTool.from_function(func=fn, name=name, description=name)
+        for name, fn in shop.tools().items()
+    }
 
-    def make(name: str, fn: Callable[..., str]) -> StructuredTool:
-        return StructuredTool.from_function(func=fn, name=name, description=name)
+    def run_one(name: str, args: dict[str, Any]) -> None:
+        # A blocked call raises from the handler; a failing tool raises its error.
+        with contextlib.suppress(Exception):
+            tools[name].invoke(args, config={"callbacks": [handler]})
 
-    def flaky() -> str:
-        raise NothingSpentError("the API refused before charging")
-
-    make("search", lambda query: "results").invoke({"query": "tea"}, config=config)
-    make("buy_report", lambda topic: "report").invoke({"topic": "tea"}, config=config)
-    with pytest.raises(BudgetExceededError):
-        make("pay", lambda amount: "paid").invoke({"amount": "5.00"}, config=config)
-    with pytest.raises(NothingSpentError):
-        make("flaky", flaky).invoke({}, config=config)
-    check_trail(sink)
+    play(shop, run_one)
+    check(shop.sink)
 
 
-def test_langchain_middleware(recorded: tuple[SpendGuard, Recording]) -> None:
+def test_langchain_middleware(shop: Shop) -> None:
     from langchain.agents import create_agent  # noqa: PLC0415
     from langchain_core.messages import AIMessage, HumanMessage  # noqa: PLC0415
     from langchain_core.tools import StructuredTool  # noqa: PLC0415
@@ -87,138 +174,116 @@ def test_langchain_middleware(recorded: tuple[SpendGuard, Recording]) -> None:
     from spendguard_langchain import SpendLimitMiddleware  # noqa: PLC0415
     from tests.integrations.langchain.conftest import ToolCallingModel, tool_calls  # noqa: PLC0415
 
-    guard, sink = recorded
-
-    def flaky() -> str:
-        raise NothingSpentError("the API refused before charging")
-
-    def make(name: str, fn: Callable[..., str]) -> StructuredTool:
-        return StructuredTool.from_function(func=fn, name=name, description=name)
-
+    middleware = SpendLimitMiddleware(shop.guard, PRICING)
     tools = [
-        make("search", lambda query: "results"),
-        make("buy_report", lambda topic: "report"),
-        make("pay", lambda amount: "paid"),
-        make("flaky", flaky),
+        StructuredTool.from_function(func=fn, name=name, description=name)
+        for name, fn in shop.tools().items()
     ]
-    turns = [
-        tool_calls(("search", {"query": "tea"})),
-        tool_calls(("buy_report", {"topic": "tea"})),
-        tool_calls(("pay", {"amount": "5.00"})),
-        tool_calls(("flaky", {})),
-        AIMessage("done"),
-    ]
-    model = ToolCallingModel(responses=turns)
-    agent = create_agent(model, tools=tools, middleware=[SpendLimitMiddleware(guard, PRICING)])
-    with pytest.raises(NothingSpentError):  # a tool error ends the agent's run
-        agent.invoke({"messages": [HumanMessage("go")]})
-    check_trail(sink)
+
+    def run_one(name: str, args: dict[str, Any]) -> None:
+        model = ToolCallingModel(responses=[tool_calls((name, args)), AIMessage("done")])
+        agent = create_agent(model, tools=tools, middleware=[middleware])
+        with contextlib.suppress(NothingSpentError):  # a tool error ends the agent's run
+            agent.invoke({"messages": [HumanMessage("go")]})
+
+    play(shop, run_one)
+    check(shop.sink)
 
 
-def test_strands_hooks(recorded: tuple[SpendGuard, Recording]) -> None:
-    from strands import Agent, tool  # noqa: PLC0415
+def test_strands_hooks(shop: Shop) -> None:
+    from strands import Agent  # noqa: PLC0415
+    from strands.tools import PythonAgentTool  # noqa: PLC0415
     from strands_model import ScriptedModel  # noqa: PLC0415
 
     from spendguard_strands import SpendGuardHooks  # noqa: PLC0415
 
-    guard, sink = recorded
+    def as_tool(name: str, fn: Callable[..., str]) -> Any:
+        def run(tool_use: Any, **kwargs: Any) -> Any:
+            text = fn(**tool_use["input"])  # a failing tool raises, as a Strands tool may
+            return {
+                "toolUseId": tool_use["toolUseId"],
+                "status": "success",
+                "content": [{"text": text}],
+            }
 
-    @tool
-    def search(query: str) -> str:
-        """Search."""
-        return "results"
+        spec = {"name": name, "description": name, "inputSchema": {"json": {"type": "object"}}}
+        return PythonAgentTool(name, spec, run)
 
-    @tool
-    def buy_report(topic: str) -> str:
-        """Buy a report."""
-        return "report"
+    tools = [as_tool(name, fn) for name, fn in shop.tools().items()]
+    hooks = SpendGuardHooks(shop.guard, PRICING)
 
-    @tool
-    def pay(amount: str) -> str:
-        """Pay."""
-        return "paid"
+    def run_one(name: str, args: dict[str, Any]) -> None:
+        model = ScriptedModel([[("t1", name, args)], "done"])
+        Agent(model=model, tools=tools, hooks=[hooks], callback_handler=None)("go")
 
-    @tool
-    def flaky() -> str:
-        """Fail before paying."""
-        raise NothingSpentError("the API refused before charging")
-
-    turns: list[Any] = [
-        [("t1", "search", {"query": "tea"})],
-        [("t2", "buy_report", {"topic": "tea"})],
-        [("t3", "pay", {"amount": "5.00"})],
-        [("t4", "flaky", {})],
-        "done",
-    ]
-    hooks = SpendGuardHooks(guard, PRICING)
-    agent = Agent(
-        model=ScriptedModel(turns),
-        tools=[search, buy_report, pay, flaky],
-        hooks=[hooks],
-        callback_handler=None,
-    )
-    agent("go")
-    check_trail(sink)
+    play(shop, run_one)
+    check(shop.sink)
 
 
-def test_openai_agents_guardrails(recorded: tuple[SpendGuard, Recording]) -> None:
+def test_openai_agents_guardrails(shop: Shop) -> None:
     from agents import Agent, RunConfig, Runner, function_tool  # noqa: PLC0415
     from agents.testing import ScriptedModel, assistant_message, function_call  # noqa: PLC0415
 
     from spendguard_openai_agents import SpendGuardToolGuardrails  # noqa: PLC0415
 
-    guard, sink = recorded
-    spend = SpendGuardToolGuardrails(guard, PRICING)
+    spend = SpendGuardToolGuardrails(shop.guard, PRICING)
     options = spend.tool_options()
 
     @function_tool(**options)
     def search(query: str) -> str:
         """Search."""
-        return "results"
+        return shop.search(query)
 
     @function_tool(**options)
     def buy_report(topic: str) -> str:
         """Buy a report."""
-        return "report"
+        return shop.buy_report(topic)
 
     @function_tool(**options)
     def pay(amount: str) -> str:
         """Pay."""
-        return "paid"
+        return shop.pay(amount)
 
     @function_tool(**options)
     def flaky() -> str:
         """Fail before paying."""
-        raise NothingSpentError("the API refused before charging")
+        return shop.flaky()
 
-    model = ScriptedModel(
-        [
-            [function_call("search", {"query": "tea"}, call_id="c1")],
-            [function_call("buy_report", {"topic": "tea"}, call_id="c2")],
-            [function_call("pay", {"amount": "5.00"}, call_id="c3")],
-            [function_call("flaky", {}, call_id="c4")],
-            [assistant_message("done")],
-        ]
-    )
-    agent = Agent(name="buyer", model=model, tools=[search, buy_report, pay, flaky])
-    asyncio.run(Runner.run(agent, "go", run_config=RunConfig(tracing_disabled=True)))
-    check_trail(sink)
+    @function_tool(**options)
+    def slow() -> str:
+        """Take long."""
+        return shop.slow()
+
+    tools = [search, buy_report, pay, flaky, slow]
+
+    def run_one(name: str, args: dict[str, Any]) -> None:
+        model = ScriptedModel(
+            [[function_call(name, args, call_id="c1")], [assistant_message("ok")]]
+        )
+        agent = Agent(name="buyer", model=model, tools=tools)
+        asyncio.run(Runner.run(agent, "go", run_config=RunConfig(tracing_disabled=True)))
+
+    play(shop, run_one)
+    check(shop.sink)
 
 
-def test_agentcore_pre_sign_policy(recorded: tuple[SpendGuard, Recording]) -> None:
+def test_agentcore_pre_sign_policy(shop: Shop) -> None:
     from spendguard_agentcore import SpendGuardPreSignPolicy  # noqa: PLC0415
 
-    guard, sink = recorded
-    policy = SpendGuardPreSignPolicy(guard)
-    assert policy(x402_challenge("0.40")) is True
-    assert policy(x402_challenge("5.00")) is False
+    policy = SpendGuardPreSignPolicy(shop.guard)
+
+    def run_one(name: str, args: dict[str, Any]) -> None:
+        if name in ("buy_report", "pay"):  # the SDK asks before signing each payment
+            amount = args.get("amount", "0.40")
+            if policy(x402_challenge(amount)) and name == "buy_report":
+                shop.payment.pay(amount)
+
+    play(shop, run_one)
     assert policy({"statusCode": 402, "headers": {}, "body": "not a challenge"}) is False
-    assert trail(sink) == [
-        ("held", "pre_sign_policy"),
-        ("committed", "pre_sign_policy"),
-        ("blocked", "pre_sign_policy"),
-        ("blocked", "pre_sign_policy"),
-    ]
-    rules = [r.rule for r in sink.of("blocked")]
-    assert rules == ["session_limit", "pricing"]
-    assert Decimal(sink.of("committed")[0].amount) == Decimal("0.40")
+    events = {r.event for r in shop.sink.records}
+    assert events == ALL_EVENTS - {"allowed", "released", "lapsed"}
+    assert {r.tool for r in shop.sink.records if r.tool} == {"pre_sign_policy"}
+    rules = [r.rule for r in shop.sink.of("blocked")]
+    assert rules == ["session_limit", "session_unavailable", "ledger_unavailable", "pricing"]
+    assert [Decimal(r.amount) for r in shop.sink.of("committed")] == [Decimal("0.40")] * 2
+    assert reconciled(shop.sink) == Decimal("0.80")
