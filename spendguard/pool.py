@@ -31,8 +31,8 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cachetools import TLRUCache
 
@@ -45,11 +45,17 @@ from spendguard._hold import Hold
 from spendguard._ledger import InMemoryLedger, Ledger, Settlement
 from spendguard._money import Money
 from spendguard._session import PaymentSessionClient
+from spendguard.policies import Mode, Policies
+
+if TYPE_CHECKING:
+    from spendguard.events import DecisionSink
 
 __all__ = ["GuardKey", "GuardPool"]
 
 #: What a pooled guard is found by: ARN, session id, user id, agent name.
 GuardKey = tuple[str, str, str | None, str | None]
+
+_PROBE_ARN, _PROBE_ID = "arn:probe", "payment-session-probe"
 
 #: Connections of the shared client by default (botocore's own default is 10).
 MAX_POOL_CONNECTIONS = 32
@@ -81,6 +87,11 @@ class GuardPool:
         freshness: Cache lifetime rules of every guard.
         hold_lease: Seconds after which an unsettled hold lapses into a charge.
         currency: The sessions' currency.
+        policies: Spend policies of every guard (see :mod:`spendguard.policies`); their state
+            lives in the ledger, by session, so it survives eviction too.
+        mode: ``"enforce"`` or ``"shadow"`` for every guard. A shadow guard's own book of what
+            it would have held is the guard's, and goes with it when it is evicted.
+        sinks: Where every guard's decision records go (see :mod:`spendguard.events`).
         clock: The wall clock of every guard, epoch seconds (tests).
         timer: The monotonic clock of the pool and every guard (tests).
 
@@ -103,6 +114,9 @@ class GuardPool:
         freshness: Freshness | None = None,
         hold_lease: float = 900.0,
         currency: str = "USD",
+        policies: Policies | None = None,
+        mode: Mode = "enforce",
+        sinks: Sequence[DecisionSink] | None = None,
         clock: Callable[[], float] | None = None,
         timer: Callable[[], float] | None = None,
     ) -> None:
@@ -139,9 +153,14 @@ class GuardPool:
             "freshness": freshness,
             "hold_lease": hold_lease,
             "currency": currency,
+            "policies": policies,
+            "mode": mode,
+            "sinks": sinks,
             "clock": clock,
             "timer": self._timer,
         }
+        # Checks every guard option the way each guard will, once; makes no request.
+        SpendGuard(_PROBE_ARN, _PROBE_ID, client=self._client, **self._options)
         self._lock = threading.Lock()
         self._cache: TLRUCache[GuardKey, _PooledGuard] = TLRUCache(
             maxsize, self._expiry, timer=self._timer

@@ -284,6 +284,7 @@ def test_bad_get_arguments_change_nothing(
         ({"client": object()}, "client"),
         ({"client": Sessions(), "region_name": "us-east-1"}, "client"),
         ({"boto3_session": object()}, "boto3_session"),
+        ({"mode": "loud"}, "mode"),
     ],
 )
 def test_bad_pool_arguments_are_refused(kwargs: dict[str, Any], argument: str) -> None:
@@ -300,3 +301,19 @@ def test_guards_take_the_pool_defaults() -> None:
     assert hold.settlement == "external"
     hold.commit()
     assert guard.snapshot().external.amount == Decimal(1)
+
+
+def test_guards_take_the_pool_policies_and_they_survive_eviction() -> None:
+    from spendguard.policies import Policies  # noqa: PLC0415
+
+    clock = Clock()
+    pool, _ = make(clock, idle=10, policies=Policies(per_call_max="2"))
+    guard = pool.get(ARN, sid(1))
+    with pytest.raises(BudgetExceededError) as info:
+        guard.reserve("3")
+    assert info.value.rule == "per_call_max"
+    guard.reserve("2").commit()
+    clock.advance(11)
+    again = pool.get(ARN, sid(1))
+    assert again is not guard
+    assert again.snapshot().pending_session.amount == Decimal(2)
