@@ -10,7 +10,9 @@ Prints:
    threads (a client that takes 2 ms to answer, so reads overlap);
 4. 1,000 cold sessions fetched at once with ``await pool.aget(...)`` from a real emulator over
    HTTP (in a child process), with the peak number of threads of this process;
-5. Redis: 4 processes, each with a GuardPool on one RedisLedger, doing reserve -> commit on the
+5. ledger books kept after 10,000 sessions cycled through a pool of 100 (reserve -> commit on
+   each), while the sessions live and once they expired (injected clocks);
+6. Redis: 4 processes, each with a GuardPool on one RedisLedger, doing reserve -> commit on the
    same 1,000 sessions; throughput, p50/p99, and a check that every charge is in the book.
 
     uv run python benchmarks/bench_pool.py                # starts a throwaway redis-server
@@ -39,7 +41,7 @@ from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
-from spendguard import Freshness
+from spendguard import Freshness, InMemoryLedger
 from spendguard.pool import GuardPool
 
 ARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:payment-manager/pm-bench01-abcdefghij"
@@ -259,7 +261,35 @@ def cold_fetch(count: int) -> None:
         child.join()
 
 
-# -- 5. Redis: 1,000 sessions x 4 processes ------------------------------------------------------
+# -- 5. books kept after expiry ------------------------------------------------------------------
+
+
+def books_after_expiry(sessions: int, maxsize: int) -> None:
+    clock = {"wall": time.time(), "mono": 1000.0}
+    ledger = InMemoryLedger()
+    pool = GuardPool(
+        client=LocalSessions(),
+        ledger=ledger,
+        maxsize=maxsize,
+        clock=lambda: clock["wall"],
+        timer=lambda: clock["mono"],
+    )
+    started = time.perf_counter()
+    for n in range(sessions):
+        pool.get(ARN, sid(n), user_id="user-1").reserve("0.01").commit()
+    elapsed = time.perf_counter() - started
+    live = ledger.books
+    for key in clock:
+        clock[key] += 601 * 60.0  # the sessions expire 600 minutes after they were made
+    len(pool)  # expires the cached guards, which lets the ledger sweep
+    print(
+        f"5. ledger books kept, {sessions:,} sessions cycled through a pool of {maxsize} "
+        f"(reserve -> commit each, {elapsed:.2f} s): {live:,} while the sessions live, "
+        f"{ledger.books:,} once they expired"
+    )
+
+
+# -- 6. Redis: 1,000 sessions x 4 processes ------------------------------------------------------
 
 
 def _redis_worker(
@@ -312,7 +342,7 @@ def redis_processes(url: str, sessions: int, processes: int, rounds: int) -> Non
         if pool.get(ARN, sid(n), user_id="user-1").snapshot().external.amount != expected
     ]
     print(
-        f"5. Redis, {sessions:,} sessions x {processes} processes, {rounds} reserve->commit per "
+        f"6. Redis, {sessions:,} sessions x {processes} processes, {rounds} reserve->commit per "
         f"session per process: {cycles / wall:,.0f} cycles/s in all, reserve->commit "
         f"p50 {_pct(times, 0.5) * 1e3:.3f} ms p99 {_pct(times, 0.99) * 1e3:.3f} ms; "
         f"sessions whose book is not exactly {expected} USD: {len(wrong)}"
@@ -333,6 +363,7 @@ def main() -> None:
     latency(args.sessions, args.ops)
     reads_per_window(1_000, 32, 5)
     cold_fetch(args.cold)
+    books_after_expiry(args.sessions, 100)
     if args.redis_url:
         redis_processes(args.redis_url, 1_000, 4, args.redis_rounds)
         return
@@ -341,7 +372,7 @@ def main() -> None:
 
     binary = shutil.which("redis-server")
     if binary is None:
-        print("5. Redis: skipped, redis-server not found (apt-get install -y redis-server)")
+        print("6. Redis: skipped, redis-server not found (apt-get install -y redis-server)")
         return
     server = RedisServer(binary)
     server.start()

@@ -394,6 +394,7 @@ class _Book:
     horizon: float = 0.0
     settled: dict[str, _Settled] = field(default_factory=dict)
     forget_at: list[tuple[float, str]] = field(default_factory=list)  # a heap
+    expires: float | None = None  # the session's expiry, when told (forget_expired)
 
     def observe(self, view: ServerView) -> None:
         if view is self.view:
@@ -560,16 +561,26 @@ class InMemoryLedger:
     Share one instance between guards of the same session in a process; use a shared ledger
     (``RedisLedger``) when several processes spend from one session. A process that forks
     while this ledger holds money warns in the child (:class:`ForkedLedgerWarning`): parent
-    and child would each spend the same budget.
+    and child would each spend the same budget. Books of expired sessions are dropped when
+    told of the expiry (:meth:`forget_expired`, which :class:`~spendguard.pool.GuardPool`
+    calls).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._books: dict[str, _Book] = {}
         self._frozen: set[str] = set()
+        self._expiring: list[tuple[float, str]] = []  # a heap of (when due, session key)
         track_for_fork(self)
 
+    @property
+    def books(self) -> int:
+        """How many sessions have a book in this ledger."""
+        with self._lock:
+            return len(self._books)
+
     def _book(self, key: str, view: ServerView | None, now: float) -> _Book:
+        self._sweep(now)
         book = self._books.get(key)
         if book is None:
             if view is None:
@@ -748,12 +759,70 @@ class InMemoryLedger:
                 self._frozen.add(key)
             else:
                 self._frozen.discard(key)
+                book = self._books.get(key)
+                if was and book is not None and book.expires is not None:
+                    heapq.heappush(self._expiring, (book.expires, key))  # may go again
             return was != frozen
 
     def is_frozen(self, key: str) -> bool:
         """See :meth:`OperatorLedger.is_frozen`."""
         with self._lock:
             return key in self._frozen
+
+    # -- forgetting expired sessions ------------------------------------------------------
+
+    def forget_expired(self, key: str, expires: float, now: float) -> bool:
+        """Drop the book of session ``key`` once the session has expired.
+
+        An expired session can no longer be spent (every guard refuses it before asking the
+        ledger), so nothing in its book can change a decision. :class:`~spendguard.pool.
+        GuardPool` calls this when it evicts a guard; a long-running process would otherwise
+        keep one book per session it ever saw.
+
+        The book stays while it has an open hold or remembers a settled one (so a late commit
+        or a retry is answered as before), and while an operator keeps the session frozen.
+        When ``expires`` is still ahead, it is recorded and the book goes at a later call to
+        this method or to ``reserve``, ``admit`` or ``totals`` (of any session) after it.
+
+        Args:
+            key: The session key.
+            expires: The session's expiry on the ledger's clock (the guards' monotonic
+                ``now``), no earlier than any guard of the session stops charging; a later
+                call with a later expiry moves it.
+            now: The current time on that clock.
+
+        Returns:
+            Whether the book was dropped now.
+        """
+        with self._lock:
+            book = self._books.get(key)
+            if book is not None:
+                if book.expires is None:
+                    heapq.heappush(self._expiring, (expires, key))
+                book.expires = max(expires, book.expires or expires)
+            self._sweep(now)
+            return book is not None and key not in self._books
+
+    def _sweep(self, now: float) -> None:
+        """Drop the books whose session expired and that hold and remember nothing open."""
+        due = self._expiring
+        while due and due[0][0] <= now:
+            _, key = heapq.heappop(due)
+            book = self._books.get(key)
+            if book is None or book.expires is None or key in self._frozen:
+                continue  # a frozen session's book goes once unfrozen (set_frozen)
+            book.lapse(now)
+            later = max(
+                [
+                    book.expires,
+                    *(hold.deadline for hold in book.holds.values()),
+                    *(done.until for done in book.settled.values()),
+                ]
+            )
+            if later > now:
+                heapq.heappush(due, (later, key))
+            else:
+                del self._books[key]
 
     # -- fork detection -------------------------------------------------------------------
 

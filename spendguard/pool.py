@@ -18,7 +18,10 @@ than ``maxsize`` are kept. Eviction never loses money:
 * holds and charges live in the shared ledger, keyed by session, not in the guard: a guard
   made again for the same session sees them;
 * a guard with holds in flight is *pinned*: kept outside the cache, and handed out as the same
-  object, until every hold is settled (or its lease lapses, when the ledger counts it spent).
+  object, until every hold is settled (or its lease lapses, when the ledger counts it spent);
+* a book goes only once its session has expired: the pool tells a ledger that has
+  ``forget_expired`` (:class:`~spendguard.InMemoryLedger` does) of each guard it evicts, and
+  the ledger drops the session's book after the expiry, once no hold is open.
 
 Thread- and task-safe. :meth:`GuardPool.get` does no I/O (the guard reads its session on first
 use), so it may be called on an event loop; a burst of first calls for one session, from
@@ -162,9 +165,11 @@ class GuardPool:
         # Checks every guard option the way each guard will, once; makes no request.
         SpendGuard(_PROBE_ARN, _PROBE_ID, client=self._client, **self._options)
         self._lock = threading.Lock()
-        self._cache: TLRUCache[GuardKey, _PooledGuard] = TLRUCache(
-            maxsize, self._expiry, timer=self._timer
+        forget = getattr(self._ledger, "forget_expired", None)
+        self._forget: Callable[[str, float, float], object] | None = (
+            forget if callable(forget) else None
         )
+        self._cache = _GuardCache(maxsize, self._expiry, self._timer, self._retire)
         self._pinned: dict[GuardKey, _PooledGuard] = {}
         self._leases: list[tuple[float, int, _PooledGuard, str]] = []
         self._order = itertools.count()
@@ -222,7 +227,7 @@ class GuardPool:
             if guard is None:
                 guard = _PooledGuard(self, key, client=self._client, **self._options)
             if key not in self._pinned:
-                self._cache[key] = guard  # (re)starts its idle time
+                self._keep(key, guard)  # (re)starts its idle time
             return guard
 
     async def aget(
@@ -274,7 +279,20 @@ class GuardPool:
             return
         del self._pinned[guard._pool_key]
         if guard._pool_key not in self._cache:
-            self._cache[guard._pool_key] = guard  # kept for another idle period
+            self._keep(guard._pool_key, guard)  # kept for another idle period
+
+    def _keep(self, key: GuardKey, guard: _PooledGuard) -> None:
+        self._cache[key] = guard
+        if key not in self._cache:  # its session expired: the cache did not keep it
+            self._retire(guard)
+
+    def _retire(self, guard: _PooledGuard) -> None:
+        # A guard leaves the cache. Once its session expires no guard can spend from it, so
+        # the ledger may drop the session's book then (it keeps any hold still open).
+        snapshot = guard._cache.newest
+        if self._forget is None or snapshot is None or guard._pool_key in self._pinned:
+            return  # no book to drop, or a pinned guard (retired when unpinned)
+        self._forget(guard._key, snapshot.expires_mono, self._timer())
 
     def _lapse(self, now: float) -> None:
         # A hold whose lease ran out is counted spent by the ledger: it pins nothing more.
@@ -302,6 +320,31 @@ class _PooledGuard(SpendGuard):
     def _settle(self, hold: Hold, *args: Any, **kwargs: Any) -> None:
         super()._settle(hold, *args, **kwargs)
         self._pool._unpin(self, hold.id)
+
+
+class _GuardCache(TLRUCache[GuardKey, _PooledGuard]):
+    """The pool's TLRU cache, telling the pool of every guard it evicts or expires."""
+
+    def __init__(
+        self,
+        maxsize: int,
+        ttu: Callable[[GuardKey, _PooledGuard, float], float],
+        timer: Callable[[], float],
+        retire: Callable[[_PooledGuard], None],
+    ) -> None:
+        super().__init__(maxsize, ttu, timer=timer)
+        self._retire = retire
+
+    def popitem(self) -> tuple[GuardKey, _PooledGuard]:
+        key, guard = super().popitem()
+        self._retire(guard)
+        return key, guard
+
+    def expire(self, time: float | None = None) -> list[tuple[GuardKey, _PooledGuard]]:
+        expired = super().expire(time)
+        for _, guard in expired:
+            self._retire(guard)
+        return expired
 
 
 class _SharedClient:
