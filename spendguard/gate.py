@@ -245,6 +245,14 @@ class ToolGate:
             CALL_KEY.reset(token)
         return self._record(key, outcome)
 
+    def adopt(self, key: Hashable, hold: Hold) -> None:
+        """Settle ``hold``, taken outside :meth:`admit` (e.g. by an approval), as the call ``key``.
+
+        The gate settles it by its rules when :meth:`settle` is called with ``key``. If the
+        call already holds under ``key``, ``hold`` is released: one call holds once.
+        """
+        self._record(key, hold)
+
     def _record(self, key: Hashable, outcome: Hold | Blocked | None) -> Blocked | None:
         if isinstance(outcome, Blocked):
             if self._on_blocked is not None:

@@ -105,3 +105,19 @@ def test_the_guard_must_be_a_guard_or_callable(guard: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         ToolGate(guard, {"buy": "1"})  # type: ignore[arg-type]
     assert info.value.argument == "guard"
+
+
+def test_an_adopted_hold_is_settled_as_its_call_and_a_second_one_released() -> None:
+    guards = pool()
+    guard = guards.get(ARN, sid(1))
+    gate = ToolGate(guard, {"buy": "0.40"})
+    taken = guard.reserve("0.40", tool="buy")
+    gate.adopt("k", taken)
+    assert gate.held("k") is taken
+    again = guard.reserve("0.30", tool="buy")
+    gate.adopt("k", again)  # the call holds once: the second hold goes back
+    assert again.state == "released"
+    gate.settle("k", ran=True)
+    assert taken.state == "committed"
+    snapshot = guard.snapshot()
+    assert (snapshot.held.amount, snapshot.pending_session.amount) == (0, Decimal("0.40"))

@@ -177,7 +177,7 @@ class SpendGuardToolGuardrails:
             if isinstance(taken, Blocked):
                 return self._refuse(taken)
             if isinstance(taken, Hold):  # approved: settled like any admitted call
-                self._gate._record(call_key(ctx), taken)
+                self._gate.adopt(call_key(ctx), taken)
             if taken is not None:
                 return ToolGuardrailFunctionOutput.allow()
         blocked = await self._gate.aadmit(

@@ -105,7 +105,7 @@ class SpendGuardHooks(HookProvider):
                 event.cancel_tool = approved.message
                 return
             if approved is not None:  # settled after the call like any admitted one
-                self._gate._record(call_key(tool_use), approved)
+                self._gate.adopt(call_key(tool_use), approved)
                 return
         arguments = tool_use.get("input")
         arguments = arguments if isinstance(arguments, Mapping | str) else {}
