@@ -44,10 +44,10 @@ from spendguard._cache import Freshness
 from spendguard._checks import check_seconds, check_settlement, check_text
 from spendguard._errors import InvalidArgumentError
 from spendguard._guard import SpendGuard
-from spendguard._hold import Hold
+from spendguard._hold import Hold, ReleaseOn
 from spendguard._ledger import InMemoryLedger, Ledger, Settlement
 from spendguard._money import Money
-from spendguard._session import PaymentSessionClient
+from spendguard._session import PaymentSessionClient, SessionSnapshot
 from spendguard.policies import Mode, Policies
 
 if TYPE_CHECKING:
@@ -312,9 +312,18 @@ class _PooledGuard(SpendGuard):
         self._pool_key = key
         self._open: set[str] = set()  # ids of unsettled holds, guarded by the pool's lock
 
-    def _hold(self, *args: Any, **kwargs: Any) -> Hold:
-        hold = super()._hold(*args, **kwargs)
-        self._pool._pin(self, hold.id, self._timer() + self._lease)
+    def _hold(
+        self,
+        snap: SessionSnapshot,
+        money: Money,
+        settlement: Settlement | None,
+        release_on: ReleaseOn = (),
+        tool: str | None = None,
+        lease: float | None = None,
+    ) -> Hold:
+        hold = super()._hold(snap, money, settlement, release_on, tool, lease)
+        # Pinned for the hold's own lease: a hold awaiting approval may outlive hold_lease.
+        self._pool._pin(self, hold.id, self._timer() + (self._lease if lease is None else lease))
         return hold
 
     def _settle(self, hold: Hold, *args: Any, **kwargs: Any) -> None:

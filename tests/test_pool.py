@@ -147,6 +147,19 @@ def test_a_hold_whose_lease_lapsed_pins_no_more() -> None:
     assert pool.get(ARN, sid(1)) is not guard
 
 
+def test_a_hold_with_its_own_lease_pins_for_that_lease() -> None:
+    # A hold awaiting approval leases for the approval timeout, not the pool's hold_lease.
+    clock = Clock()
+    pool, _ = make(clock, idle=60, hold_lease=120)
+    guard = pool.get(ARN, sid(1))
+    hold = guard.reserve("1", lease=600)
+    clock.advance(300)
+    assert pool.pinned == 1
+    assert pool.get(ARN, sid(1)) is guard
+    hold.release()
+    assert pool.pinned == 0
+
+
 def test_idle_guard_is_evicted_and_each_get_restarts_its_idle_time() -> None:
     clock = Clock()
     pool, _ = make(clock, idle=30)
