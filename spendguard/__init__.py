@@ -31,7 +31,8 @@ from spendguard._errors import (
 )
 from spendguard._guard import SpendGuard
 from spendguard._hold import Hold
-from spendguard._ledger import InMemoryLedger, Ledger, Settlement
+from spendguard._ledger import Ledger, Settlement
+from spendguard._memory_ledger import InMemoryLedger
 from spendguard._money import Money
 from spendguard._report import Decision, GuardSnapshot
 

@@ -31,7 +31,8 @@ from spendguard._errors import (
     SpendGuardError,
 )
 from spendguard._hold import Hold, ReleaseOn, Reservation
-from spendguard._ledger import InMemoryLedger, Ledger, LedgerTotals, PolicyLedger, Settlement
+from spendguard._ledger import Ledger, LedgerTotals, PolicyLedger, Settlement
+from spendguard._memory_ledger import InMemoryLedger
 from spendguard._money import Amount, Money, _trusted
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session

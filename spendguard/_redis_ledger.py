@@ -1,7 +1,7 @@
 """A ledger shared through Redis, for many processes spending from one payment session.
 
 :class:`RedisLedger` implements the :class:`~spendguard._ledger.Ledger` protocol with the same
-rules as :class:`~spendguard._ledger.InMemoryLedger` (check and hold, commit, leases,
+rules as :class:`~spendguard._memory_ledger.InMemoryLedger` (check and hold, commit, leases,
 reconciliation); each method is one Lua script, so one atomic round trip, and reconciliation
 runs inside the script against the state every process shares.
 

@@ -16,13 +16,13 @@ while an :class:`InMemoryLedger` holds money warns in the child with
 from spendguard._fork import ForkedLedgerWarning
 from spendguard._ledger import (
     HoldInfo,
-    InMemoryLedger,
     Ledger,
     LedgerTotals,
     OperatorLedger,
     ServerView,
     Settlement,
 )
+from spendguard._memory_ledger import InMemoryLedger
 
 __all__ = [
     "ForkedLedgerWarning",

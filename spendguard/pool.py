@@ -45,7 +45,8 @@ from spendguard._checks import check_seconds, check_settlement, check_text
 from spendguard._errors import InvalidArgumentError
 from spendguard._guard import SpendGuard
 from spendguard._hold import Hold, ReleaseOn
-from spendguard._ledger import InMemoryLedger, Ledger, Settlement
+from spendguard._ledger import Ledger, Settlement
+from spendguard._memory_ledger import InMemoryLedger
 from spendguard._money import Money
 from spendguard._session import PaymentSessionClient, SessionSnapshot
 from spendguard.policies import Mode, Policies

@@ -11,7 +11,8 @@ import pytest
 from redis_server import redis_server_fixture, redis_url_fixture  # noqa: F401
 
 from spendguard._errors import InvalidAmountError
-from spendguard._ledger import InMemoryLedger, Ledger, ServerView, Settlement
+from spendguard._ledger import Ledger, ServerView, Settlement
+from spendguard._memory_ledger import InMemoryLedger
 from spendguard._redis_ledger import RedisLedger
 
 KEY = "arn:aws:bedrock-agentcore:us-east-1:123456789012:payment-manager/pm-1/session-1"

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from redis_server import redis_server_fixture, redis_url_fixture  # noqa: F401
 
-from spendguard._ledger import InMemoryLedger, Limits, Mark, PolicyLedger, ServerView, WindowLimit
+from spendguard._ledger import Limits, Mark, PolicyLedger, ServerView, WindowLimit
+from spendguard._memory_ledger import InMemoryLedger
 from spendguard._redis_ledger import RedisLedger
 
 KEY = "arn:aws:bedrock-agentcore:us-east-1:123456789012:payment-manager/pm-1/session-1"
