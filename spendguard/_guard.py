@@ -8,10 +8,8 @@ import itertools
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -24,19 +22,31 @@ from spendguard._errors import (
     BudgetExceededError,
     InvalidArgumentError,
     LedgerUnavailableError,
-    PolicyViolationError,
     SessionError,
     SessionExpiredError,
-    SessionFrozenError,
     SpendGuardError,
 )
+from spendguard._guard_support import (
+    _check_callables,
+    _check_policies,
+    _Claim,
+    _lease,
+    _LedgerBoundary,
+    _monotonic,
+    _receipt_time,
+    _release_quietly,
+    _tool,
+    _utc,
+    _wall_clock,
+)
 from spendguard._hold import Hold, ReleaseOn, Reservation
-from spendguard._ledger import Ledger, LedgerTotals, PolicyLedger, Settlement
+from spendguard._judging import _Judging
+from spendguard._ledger import Ledger, LedgerTotals, Settlement
 from spendguard._memory_ledger import InMemoryLedger
-from spendguard._money import Amount, Money, _trusted
+from spendguard._money import Amount, Money
 from spendguard._report import Decision, GuardSnapshot
 from spendguard._session import PaymentSessionClient, SessionSnapshot, fetch_session, parse_session
-from spendguard.policies import Mode, Policies, ThresholdEvent, WouldBlock
+from spendguard.policies import Mode, Policies, WouldBlock
 
 if TYPE_CHECKING:
     from spendguard.approval import Approvals
@@ -48,25 +58,11 @@ _log = logging.getLogger("spendguard")
 P = ParamSpec("P")
 R = TypeVar("R")
 # What shadow mode lets through: the refusals of enforcement, never a caller's bad argument.
-_Verdict = tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]
 _REFUSALS = (BudgetExceededError, SessionExpiredError, SessionError, LedgerUnavailableError)
 _SHADOW_KEPT = 1000
 
 
-def _wall_clock() -> float:
-    # Looked up at each call, so that freezegun and similar tools can move it.
-    return time.time()
-
-
-def _monotonic() -> float:
-    return time.monotonic()
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
-
-
-class SpendGuard:
+class SpendGuard(_Judging):
     """Guards one AgentCore payment session against overspending.
 
     The guard reads the session with ``GetPaymentSession`` (cached, see :class:`Freshness`),
@@ -294,97 +290,7 @@ class SpendGuard:
         with self._ledger_boundary:
             return self._ledger.totals(self._key, snap.view, now)
 
-    def _observe(self, snap: SessionSnapshot, now: float) -> None:
-        """Show the ledger a new reading; record the session charges it absorbed, if any."""
-        if not self._rec.wants("reconciled"):
-            self._seen = snap
-            return
-        with self._seen_lock, self._ledger_boundary:
-            if snap is self._seen:
-                return
-            before = self._ledger.totals(self._key, None, now)
-            after = self._ledger.totals(self._key, snap.view, now)
-            self._seen = snap
-        absorbed = before.unreflected - after.unreflected
-        if absorbed > 0:
-            self._rec.reconciled(now, absorbed, after.available)
-
-    def _expired(self, snap: SessionSnapshot, now: float) -> bool:
-        return now >= snap.expires_mono - self._freshness.expiry_margin
-
-    # -- decisions -----------------------------------------------------------------------
-
-    def _judge(
-        self,
-        snap: SessionSnapshot,
-        money: Money,
-        tool: str | None,
-        now: float,
-        hold: tuple[str, Settlement, float] | None = None,
-    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
-        """The one decision of check (``hold`` None: nothing is held) and reserve (``hold``:
-        its id, settlement and lease): the refusal if any, what is left under the deciding rule, and
-        the thresholds the hold crossed."""
-        sid = self.payment_session_id
-        if self._expired(snap, now):
-            expired = SessionExpiredError(snap.expires_at, session_id=sid)
-            verdict: _Verdict = (expired, Money.zero(self._currency), ())
-            self._record(now, tool, money, snap, hold, verdict, None)
-            return verdict
-        started = perf_counter() if self._rec.timing else None
-        try:
-            if snap is not self._seen:
-                self._observe(snap, now)
-            if self._policies is None:
-                verdict = self._judge_plain(money, snap, tool, now, hold)
-            else:
-                verdict = self._judge_policies(self._policies, money, snap, tool, now, hold)
-        except SessionFrozenError as frozen:  # an operator's stop, even in shadow mode
-            verdict = (frozen, Money.zero(self._currency), ())
-        except LedgerUnavailableError as exc:
-            operation = "totals" if hold is None else "reserve"
-            self._ledger_failed(now, operation, exc, tool, money.amount)
-            raise
-        # Records nobody takes are not built: one cheap check on the hot path.
-        event = "blocked" if verdict[0] is not None else "allowed" if hold is None else "held"
-        if self._rec.wants(event):
-            seconds = None if started is None else perf_counter() - started
-            self._record(now, tool, money, snap, hold, verdict, seconds)
-        return verdict
-
-    def _record(
-        self,
-        now: float,
-        tool: str | None,
-        money: Money,
-        snap: SessionSnapshot,
-        hold: tuple[str, Settlement, float] | None,
-        verdict: _Verdict,
-        seconds: float | None,
-    ) -> None:
-        error, available, _ = verdict
-        limit = None if snap.max_spend is None else snap.max_spend.amount
-        rec = self._rec
-        if error is not None:
-            rec.blocked(now, tool, error, money.amount, available.amount, limit, seconds)
-        elif hold is None:
-            rec.allowed(now, tool, money.amount, available.amount, limit, seconds)
-        else:
-            hold_id, kind, _ = hold
-            rec.held(now, hold_id, tool, money.amount, kind, available.amount, limit, seconds)
-
-    def _ledger_failed(
-        self,
-        now: float,
-        operation: str,
-        error: LedgerUnavailableError,
-        tool: str | None,
-        amount: Decimal | None,
-    ) -> None:
-        if error.session_id is None:
-            error.session_id = self.payment_session_id
-        self._rec.ledger_failure(now, operation, error, tool)
-        self._rec.blocked(now, tool, error, amount)
+    # -- decisions (judged in spendguard._judging) ---------------------------------------
 
     def _read(self, money: Money, tool: str | None) -> SessionSnapshot:
         try:
@@ -399,96 +305,6 @@ class SpendGuard:
         except SessionError as exc:
             self._rec.blocked(self._timer(), tool, exc, money.amount)
             raise
-
-    def _record_blocked(
-        self, tool: str | None, error: SpendGuardError, amount: Decimal | None = None
-    ) -> None:
-        """Record a call refused before it reached the guard (e.g. it could not be priced)."""
-        self._rec.blocked(self._timer(), tool, error, amount)
-
-    def _record_allowed(self, tool: str | None) -> None:
-        """Record a free call admitted without a hold."""
-        self._rec.allowed(self._timer(), tool, Decimal(0), None, None)
-
-    def _frozen(self) -> bool:
-        is_frozen = getattr(self._ledger, "is_frozen", None)  # optional for custom ledgers
-        return is_frozen is not None and bool(is_frozen(self._key))
-
-    def _judge_plain(
-        self,
-        money: Money,
-        snap: SessionSnapshot,
-        tool: str | None,
-        now: float,
-        hold: tuple[str, Settlement, float] | None,
-    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
-        sid = self.payment_session_id
-        with self._ledger_boundary:
-            if hold is None:
-                totals = self._ledger.totals(self._key, snap.view, now)
-                granted = money.amount <= totals.effective
-                if self._frozen():
-                    raise SessionFrozenError(
-                        f"payment session {sid} is frozen by an operator", session_id=sid
-                    )
-            else:
-                hold_id, kind, lease = hold
-                granted, totals = self._ledger.reserve(
-                    self._key, hold_id, money.amount, snap.view, kind, lease, now, tool=tool
-                )
-        available = _trusted(totals.effective, self._currency)
-        if granted:
-            return None, available, ()
-        return BudgetExceededError(money, available, session_id=sid), available, ()
-
-    def _judge_policies(
-        self,
-        policies: Policies,
-        money: Money,
-        snap: SessionSnapshot,
-        tool: str | None,
-        now: float,
-        hold: tuple[str, Settlement, float] | None,
-    ) -> tuple[SpendGuardError | None, Money, tuple[ThresholdEvent, ...]]:
-        sid = self.payment_session_id
-        most, specific = policies._per_call_max(tool)
-        if most is not None and money > most:
-            error = PolicyViolationError(
-                money, most, session_id=sid, rule="per_call_max", limit=most, tool=specific
-            )
-            return error, most, ()
-        max_spend = None if snap.max_spend is None else snap.max_spend.amount
-        resolved = policies._resolve(tool, max_spend)
-        hold_id, kind, lease = hold or ("", self._settlement, self._lease)
-        ledger: PolicyLedger = self._ledger  # type: ignore[assignment]  # checked at start-up
-        with self._ledger_boundary:
-            verdict = ledger.admit(
-                self._key,
-                hold_id,
-                money.amount,
-                snap.view,
-                kind,
-                lease,
-                now,
-                resolved.limits,
-                probe=hold is None,
-            )
-        room = _trusted(verdict.room, self._currency)
-        if verdict.rule is None:
-            return None, room, tuple(resolved.events[name] for name in verdict.fired)
-        if verdict.rule in ("session_limit", "hold_exists"):
-            return BudgetExceededError(money, room, session_id=sid), room, ()
-        window = None if verdict.window is None else resolved.limits.windows[verdict.window]
-        error = PolicyViolationError(
-            money,
-            Money.zero(self._currency) if verdict.rule == "window_count" else room,
-            session_id=sid,
-            rule=verdict.rule,
-            limit=_limit(verdict.rule, resolved.limits.cap, window, self._currency),
-            tool=tool if window is None else window.tool,
-            window=None if window is None else window.seconds,
-        )
-        return error, error.available, ()
 
     def _decide(self, snap: SessionSnapshot, money: Money, tool: str | None = None) -> Decision:
         error, available, _ = self._judge(snap, money, tool, self._timer())
@@ -546,25 +362,6 @@ class SpendGuard:
         # (less the skew tolerance) may show it.
         evidence = snap.server_now(now) - self._freshness.skew_tolerance
         return Hold(self, hold_id, money, kind, evidence, release_on, tool, CALL_KEY.get())
-
-    def _cross(self, crossed: tuple[ThresholdEvent, ...]) -> None:
-        assert self._policies is not None or not crossed
-        for event in crossed:
-            _log.warning(
-                "spend threshold crossed in session %s: %s of the %s%s (%s)",
-                self.payment_session_id,
-                event.fraction,
-                event.rule,
-                "" if event.tool is None else f" of tool {event.tool}",
-                event.limit,
-            )
-            callback = self._policies.on_threshold if self._policies else None
-            if callback is None:
-                continue
-            try:
-                callback(event)
-            except Exception:  # an alert that fails must not undo a granted, held charge
-                _log.exception("on_threshold raised for %s; the charge goes ahead", event)
 
     def _shadow(
         self,
@@ -801,101 +598,3 @@ class SpendGuard:
 
     def __repr__(self) -> str:
         return f"SpendGuard(session={self.payment_session_id!r})"
-
-
-def _limit(rule: str, cap: Any, window: Any, currency: str) -> Money | int:
-    if rule == "tool_cap":
-        return _trusted(cap, currency)
-    if rule == "window_count":
-        return int(window.calls)
-    return _trusted(window.amount, currency)
-
-
-def _check_policies(policies: object, mode: object, ledger: Ledger | None, currency: str) -> None:
-    if mode not in ("enforce", "shadow"):
-        raise InvalidArgumentError(
-            f"mode must be 'enforce' or 'shadow', got {mode!r}", argument="mode"
-        )
-    if policies is None:
-        return
-    if not isinstance(policies, Policies):
-        raise InvalidArgumentError(
-            f"policies must be a spendguard.policies.Policies, got {policies!r}",
-            argument="policies",
-        )
-    if policies.currency != currency:
-        raise InvalidArgumentError(
-            f"policies are in {policies.currency}, the guard in {currency}", argument="policies"
-        )
-    if ledger is not None and not callable(getattr(ledger, "admit", None)):
-        raise InvalidArgumentError(
-            f"policies need a ledger that checks them with the hold (admit), got {ledger!r}",
-            argument="ledger",
-        )
-
-
-def _tool(tool: str | None) -> str | None:
-    return None if tool is None else check_text("tool", tool)
-
-
-def _lease(lease: float | None) -> float | None:
-    return None if lease is None else check_seconds("lease", lease)
-
-
-def _check_callables(**functions: object) -> None:
-    for name, fn in functions.items():
-        if fn is not None and not callable(fn):
-            raise InvalidArgumentError(f"{name} must be callable, got {fn!r}", argument=name)
-
-
-class _LedgerBoundary:
-    """Every ledger call runs inside it: a ledger knows only its key, callers want the
-    session id on every error it raises."""
-
-    __slots__ = ("_session_id",)
-
-    def __init__(self, session_id: str) -> None:
-        self._session_id = session_id
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, (LedgerUnavailableError, SessionFrozenError)) and exc.session_id is None:
-            exc.session_id = self._session_id
-
-
-class _Claim:
-    """Hands a hold granted in a worker thread to its awaiting caller, or marks it orphaned."""
-
-    __slots__ = ("_cancelled", "_hold", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._hold: Hold | None = None
-
-    def deliver(self, hold: Hold) -> bool:
-        with self._lock:
-            self._hold = hold
-            return not self._cancelled
-
-    def cancel(self) -> Hold | None:
-        with self._lock:
-            self._cancelled = True
-            return self._hold
-
-
-def _release_quietly(hold: Hold) -> None:
-    try:
-        hold.release()
-    except SpendGuardError:
-        _log.warning("could not release orphaned hold %s; it will lapse as spent", hold.id)
-
-
-def _receipt_time(receipt: datetime) -> float:
-    if not isinstance(receipt, datetime) or receipt.tzinfo is None:
-        raise InvalidArgumentError(
-            "receipt_time must be a timezone-aware datetime", argument="receipt_time"
-        )
-    return receipt.timestamp()
