@@ -212,18 +212,10 @@ class PausedCalls(ApprovalRules):
             The pending approval to ask about; a :class:`~spendguard.pricing.Blocked` when
             the call must not run; None when it needs no approval (admit it as usual).
         """
-        try:
-            price = gate.pricing.price(tool_name, arguments)
-        except SpendGuardError as exc:
-            self._drop(key)
-            return self.blocked(gate, tool_name, exc)
-        found = self._fresh_pin(key, price, tool_name, arguments, call)
-        if found is not None or price is None or not self.required(price, tool_name):
-            return found
-        guard = gate.resolve(tool_name, context)
-        if guard is None or isinstance(guard, Blocked):
-            return guard
-        request = self.request(price, tool=tool_name, arguments=arguments, call=call)
+        asked = self._ask(gate, key, tool_name, arguments, call, context)
+        if not isinstance(asked, tuple):
+            return asked
+        guard, request = asked
         try:
             hold = self.hold(guard, request, settlement=gate.settlement, release_on=gate.release_on)
         except SpendGuardError as exc:
@@ -241,18 +233,10 @@ class PausedCalls(ApprovalRules):
         context: object = None,
     ) -> PendingApproval | Blocked | None:
         """Async :meth:`open`: a shared ledger's round trip runs in a worker thread."""
-        try:
-            price = gate.pricing.price(tool_name, arguments)
-        except SpendGuardError as exc:
-            self._drop(key)
-            return self.blocked(gate, tool_name, exc)
-        found = self._fresh_pin(key, price, tool_name, arguments, call)
-        if found is not None or price is None or not self.required(price, tool_name):
-            return found
-        guard = gate.resolve(tool_name, context)
-        if guard is None or isinstance(guard, Blocked):
-            return guard
-        request = self.request(price, tool=tool_name, arguments=arguments, call=call)
+        asked = self._ask(gate, key, tool_name, arguments, call, context)
+        if not isinstance(asked, tuple):
+            return asked
+        guard, request = asked
         try:
             hold = await self.ahold(
                 guard, request, settlement=gate.settlement, release_on=gate.release_on
@@ -318,6 +302,30 @@ class PausedCalls(ApprovalRules):
     ) -> bool:
         now = self.request(price, tool=tool_name, arguments=arguments, call=call)
         return now.id == pending.request.id
+
+    def _ask(
+        self,
+        gate: ToolGate,
+        key: Hashable,
+        tool_name: str,
+        arguments: Mapping[str, object],
+        call: str,
+        context: object,
+    ) -> PendingApproval | Blocked | tuple[SpendGuard, ApprovalRequest] | None:
+        """What :meth:`open` decides before holding: an outcome, or the guard and the request
+        whose price must be held."""
+        try:
+            price = gate.pricing.price(tool_name, arguments)
+        except SpendGuardError as exc:
+            self._drop(key)
+            return self.blocked(gate, tool_name, exc)
+        found = self._fresh_pin(key, price, tool_name, arguments, call)
+        if found is not None or price is None or not self.required(price, tool_name):
+            return found
+        guard = gate.resolve(tool_name, context)
+        if guard is None or isinstance(guard, Blocked):
+            return guard
+        return guard, self.request(price, tool=tool_name, arguments=arguments, call=call)
 
     def _fresh_pin(
         self,
